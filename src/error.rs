@@ -1,0 +1,75 @@
+//! The library's error type. Every variant says what failed and on what, in lower case, so the
+//! CLI can print it as is (containerd shows the last error line of our log to its user).
+
+use std::fmt::Display;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed: `what` names the operation and its path/field.
+    #[error("{what}: {errno}")]
+    Sys { what: String, errno: nix::Error },
+    /// An I/O operation from std failed.
+    #[error("{what}: {err}")]
+    Io { what: String, err: std::io::Error },
+    /// config.json (or another input) is malformed or names something that cannot be honoured.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A container id that is not valid (empty, `/`, `..`, ...).
+    #[error("invalid container id {0:?}: {1}")]
+    InvalidId(String, &'static str),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {0:?} already exists")]
+    Exists(String),
+    /// An operation that the container's current status does not allow.
+    #[error("cannot {op} container {id:?}: it is {status}")]
+    WrongState { op: &'static str, id: String, status: String },
+    /// A hook failed, timed out or could not be started.
+    #[error("{0}")]
+    Hook(String),
+    /// The container init reported a failure over the sync channel (text carries its context).
+    #[error("{0}")]
+    Init(String),
+    /// A command-line argument that cannot be honoured.
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn sys(what: impl Into<String>, errno: nix::Error) -> Self {
+        Error::Sys { what: what.into(), errno }
+    }
+    pub fn io(what: impl Into<String>, err: std::io::Error) -> Self {
+        Error::Io { what: what.into(), err }
+    }
+    pub fn config(msg: impl Display) -> Self {
+        Error::Config(msg.to_string())
+    }
+    /// The errno behind this error, if it came from the kernel.
+    pub fn errno(&self) -> Option<nix::Error> {
+        match self {
+            Error::Sys { errno, .. } => Some(*errno),
+            Error::Io { err, .. } => err.raw_os_error().map(nix::Error::from_raw),
+            _ => None,
+        }
+    }
+}
+
+/// Attach "what was being done, on what" to a failed nix or std call.
+pub trait Context<T> {
+    fn ctx<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, nix::Error> {
+    fn ctx<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| Error::sys(what(), e))
+    }
+}
+
+impl<T> Context<T> for std::result::Result<T, std::io::Error> {
+    fn ctx<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| Error::io(what(), e))
+    }
+}

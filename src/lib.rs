@@ -1,0 +1,16 @@
+//! berth: a runc-compatible OCI container runtime, as a library. The `berth` binary is a thin
+//! CLI over [`container`]; everything here is usable without it.
+
+pub mod cgroups;
+pub mod console;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+pub mod syscall;
+
+pub use error::{Context, Error, Result};
