@@ -1,1 +1,134 @@
-//! (in progress)
+//! The OCI hooks: each runs with the container state on stdin, its own args and env, and an
+//! optional timeout. Failure semantics follow runtime-spec v1.3: a failing prestart,
+//! createRuntime, createContainer, startContainer or poststart hook is an error; a failing
+//! poststop hook is only a warning (the caller decides, see [`HookKind::fatal`]).
+
+use std::io::{Read, Seek, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{Hook, Hooks};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Prestart,
+    CreateRuntime,
+    CreateContainer,
+    StartContainer,
+    Poststart,
+    Poststop,
+}
+
+impl HookKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            HookKind::Prestart => "prestart",
+            HookKind::CreateRuntime => "createRuntime",
+            HookKind::CreateContainer => "createContainer",
+            HookKind::StartContainer => "startContainer",
+            HookKind::Poststart => "poststart",
+            HookKind::Poststop => "poststop",
+        }
+    }
+
+    fn list(self, hooks: &Hooks) -> &[Hook] {
+        let list = match self {
+            #[allow(deprecated)]
+            HookKind::Prestart => hooks.prestart(),
+            HookKind::CreateRuntime => hooks.create_runtime(),
+            HookKind::CreateContainer => hooks.create_container(),
+            HookKind::StartContainer => hooks.start_container(),
+            HookKind::Poststart => hooks.poststart(),
+            HookKind::Poststop => hooks.poststop(),
+        };
+        list.as_deref().unwrap_or_default()
+    }
+}
+
+/// The state JSON with another status (the init's hooks get the runtime's state at one moment).
+pub fn with_status(state: &str, status: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
+    v["status"] = status.into();
+    v.to_string()
+}
+
+/// Hooks whose path must resolve in the runtime's namespace must exist before create starts.
+pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
+    let Some(hooks) = hooks else { return Ok(()) };
+    let all = [HookKind::Prestart, HookKind::CreateRuntime, HookKind::CreateContainer, HookKind::StartContainer, HookKind::Poststart, HookKind::Poststop];
+    for kind in all {
+        for (i, h) in kind.list(hooks).iter().enumerate() {
+            let field = format!("hooks.{}[{i}].path {}", kind.name(), h.path().display());
+            if !h.path().is_absolute() {
+                return Err(Error::config(format_args!("{field}: must be absolute")));
+            }
+            if h.timeout().is_some_and(|t| t <= 0) {
+                return Err(Error::config(format_args!("hooks.{}[{i}].timeout: must be greater than zero", kind.name())));
+            }
+            let in_runtime_ns = matches!(kind, HookKind::Prestart | HookKind::CreateRuntime | HookKind::CreateContainer);
+            if in_runtime_ns && !h.path().exists() {
+                return Err(Error::config(format_args!("{field}: no such file")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run every hook of `kind` in order, stopping at the first failure.
+pub fn run(kind: HookKind, hooks: Option<&Hooks>, state: &str) -> Result<()> {
+    for (i, hook) in hooks.map(|h| kind.list(h)).unwrap_or_default().iter().enumerate() {
+        run_one(hook, state).map_err(|e| Error::Hook(format!("hooks.{}[{i}] {}: {e}", kind.name(), hook.path().display())))?;
+    }
+    Ok(())
+}
+
+fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
+    // Output goes to an unnamed temp file, read back for the error message: no pipe to drain
+    // while we wait, so no thread.
+    let out = memfd().map_err(|e| format!("create output buffer: {e}"))?;
+    let mut cmd = Command::new(hook.path());
+    if let Some(args) = hook.args().as_deref().filter(|a| !a.is_empty()) {
+        cmd.arg0(&args[0]).args(&args[1..]);
+    }
+    cmd.env_clear()
+        .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+        .stdin(Stdio::piped())
+        .stdout(out.try_clone().map_err(|e| e.to_string())?)
+        .stderr(out.try_clone().map_err(|e| e.to_string())?);
+    let mut child = cmd.spawn().map_err(|e| format!("start: {e}"))?;
+    // A hook that does not read its stdin is fine (EPIPE).
+    let _ = child.stdin.take().expect("piped").write_all(state.as_bytes());
+    let deadline = hook.timeout().map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
+            break s;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("timed out after {}s", hook.timeout().unwrap_or_default()));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut output = String::new();
+    let mut out = out;
+    let _ = out.rewind().and_then(|_| out.take(4096).read_to_string(&mut output));
+    let how = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (_, Some(s)) => format!("killed by signal {s}"),
+        _ => status.to_string(),
+    };
+    let output = output.trim();
+    Err(if output.is_empty() { how } else { format!("{how}: {output}") })
+}
+
+fn memfd() -> std::io::Result<std::fs::File> {
+    let fd = nix::sys::memfd::memfd_create(c"hook-output", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    Ok(fd.into())
+}

@@ -11,6 +11,7 @@ pub mod process;
 pub mod rootfs;
 pub mod spec;
 pub mod state;
+pub mod security;
 pub mod syscall;
 
 pub use error::{Context, Error, Result};

@@ -1,1 +1,130 @@
-//! (in progress)
+//! Namespaces: which to create and which to join (by path), uid/gid maps, time offsets.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::fcntl::{open, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
+
+use crate::{Context, Error, Result};
+
+/// The namespaces of a container: created new (`new`) or joined through an open fd (`join`).
+#[derive(Debug)]
+pub struct Plan {
+    pub new: CloneFlags,
+    /// Joined namespaces, user first: once in the joined user namespace we hold its capabilities,
+    /// which joining the namespaces it owns needs.
+    pub join: Vec<(CloneFlags, OwnedFd, PathBuf)>,
+}
+
+/// nix has no constant for it.
+pub const CLONE_NEWTIME: CloneFlags = CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+
+pub fn flag(t: LinuxNamespaceType) -> CloneFlags {
+    CloneFlags::from_bits_retain(t as libc::c_int)
+}
+
+impl Plan {
+    /// Read `linux.namespaces`, opening every path now: a path that is missing or is not a
+    /// namespace of the named type is a config error before anything is created.
+    pub fn from_linux(linux: &Linux) -> Result<Plan> {
+        let mut plan = Plan { new: CloneFlags::empty(), join: Vec::new() };
+        let mut seen = CloneFlags::empty();
+        for ns in linux.namespaces().iter().flatten() {
+            let f = flag(ns.typ());
+            if seen.contains(f) {
+                return Err(Error::config(format_args!("linux.namespaces: {} listed twice", ns.typ())));
+            }
+            seen |= f;
+            match ns.path() {
+                Some(path) if !path.as_os_str().is_empty() => {
+                    let what = || format!("linux.namespaces: {} path {}", ns.typ(), path.display());
+                    let fd = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+                        .map_err(|e| Error::config(format_args!("{}: {e}", what())))?;
+                    match ns_type(&fd) {
+                        Ok(t) if t == f => {}
+                        Ok(_) | Err(_) => {
+                            return Err(Error::config(format_args!(
+                                "{}: not a {} namespace",
+                                what(),
+                                ns.typ()
+                            )))
+                        }
+                    }
+                    plan.join.push((f, fd, path.clone()));
+                }
+                _ => plan.new |= f,
+            }
+        }
+        plan.join.sort_by_key(|(f, _, _)| *f != CloneFlags::CLONE_NEWUSER);
+        let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+        if plan.new.contains(CloneFlags::CLONE_NEWUSER) && !maps {
+            return Err(Error::config("linux.uidMappings: required with a new user namespace"));
+        }
+        if !seen.contains(CloneFlags::CLONE_NEWUSER) && maps {
+            return Err(Error::config("linux.uidMappings: requires a user namespace"));
+        }
+        if linux.time_offsets().is_some() && !plan.new.contains(CLONE_NEWTIME) {
+            return Err(Error::config("linux.timeOffsets: requires a new time namespace"));
+        }
+        Ok(plan)
+    }
+
+    /// One clone with every new namespace is enough unless a namespace must be joined first,
+    /// or time offsets must be written before any process enters the new time namespace.
+    pub fn single_clone(&self) -> bool {
+        self.join.is_empty() && !self.new.contains(CLONE_NEWTIME)
+    }
+
+    pub fn joins(&self, f: CloneFlags) -> bool {
+        self.join.iter().any(|(j, _, _)| *j == f)
+    }
+}
+
+/// NS_GET_NSTYPE: the CLONE_NEW* type of a namespace fd.
+fn ns_type(fd: &OwnedFd) -> nix::Result<CloneFlags> {
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the fd.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) };
+    nix::errno::Errno::result(r).map(CloneFlags::from_bits_retain)
+}
+
+/// Enter the joined namespaces, in the plan's order.
+pub fn join(plan: &Plan) -> Result<()> {
+    for (f, fd, path) in &plan.join {
+        nix::sched::setns(fd, *f).ctx(|| format!("join namespace {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn map_text(maps: &[LinuxIdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect()
+}
+
+/// Write the uid/gid maps of a process that just made a new user namespace.
+pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux) -> Result<()> {
+    for (file, maps) in [("uid_map", linux.uid_mappings()), ("gid_map", linux.gid_mappings())] {
+        let text = map_text(maps.as_deref().unwrap_or_default());
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, text).ctx(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+
+/// Write linux.timeOffsets for the time namespace this process just unshared (before any
+/// process enters it).
+pub fn write_time_offsets(linux: &Linux) -> Result<()> {
+    let Some(offsets) = linux.time_offsets() else { return Ok(()) };
+    let mut text = String::new();
+    for (clock, o) in offsets {
+        if clock != "monotonic" && clock != "boottime" {
+            return Err(Error::config(format_args!("linux.timeOffsets: unknown clock {clock:?}")));
+        }
+        text += &format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets")
+}

@@ -1,1 +1,138 @@
-//! (in progress)
+//! The lifecycle verbs on a container: create, start, kill, delete, state, and `run` in the
+//! foreground.
+
+mod create;
+mod run;
+
+pub use create::{create, CreateOptions};
+pub use run::{run, RunOptions};
+
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{open, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill as send_signal, Signal};
+use nix::sys::stat::Mode;
+
+use crate::hooks::{self, HookKind};
+use crate::state::{State, Status, Store};
+use crate::{Context, Error, Result};
+
+/// The saved state of a container and its status now.
+pub fn state(store: &Store, id: &str) -> Result<(State, Status)> {
+    let dir = store.open(id, false)?;
+    match dir.load()? {
+        Some(state) => {
+            let status = dir.status(&state);
+            Ok((state, status))
+        }
+        None => Err(Error::WrongState { op: "query", id: id.into(), status: Status::Creating.to_string() }),
+    }
+}
+
+/// Every container under the store with its status; ones still being created are left out.
+pub fn list(store: &Store) -> Result<Vec<(State, Status)>> {
+    let mut out = Vec::new();
+    for id in store.list()? {
+        match state(store, &id) {
+            Ok(s) => out.push(s),
+            Err(Error::NotFound(_) | Error::WrongState { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Let a created container run its program: the init is blocked opening the exec fifo for
+/// writing until we open it for reading.
+pub fn start(store: &Store, id: &str) -> Result<()> {
+    let dir = store.open(id, true)?;
+    let state = dir.load()?.ok_or_else(|| wrong(id, "start", Status::Creating))?;
+    let status = dir.status(&state);
+    if status != Status::Created {
+        return Err(wrong(id, "start", status));
+    }
+    let fifo_path = dir.fifo();
+    // Non-blocking, so a dead init cannot hang us: we poll and check that it is still alive.
+    let fifo = open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", fifo_path.display()))?;
+    let mut byte = [0u8; 1];
+    loop {
+        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&fifo), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::from(50u16));
+        match nix::unistd::read(&fifo, &mut byte) {
+            Ok(1) => break,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) if state.init_alive() => continue,
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
+                return Err(Error::Init(format!("container {id:?}: init exited before start")))
+            }
+            Err(e) => return Err(Error::sys(format!("read {}", fifo_path.display()), e)),
+        }
+    }
+    std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
+    let oci = serde_json::to_string(&state.oci(Status::Running)).expect("state serialises");
+    hooks::run(HookKind::Poststart, state.hooks.as_ref(), &oci)
+}
+
+/// Send a signal to the init, or with `all` to every process of the container's cgroup.
+pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
+    let dir = store.open(id, false)?;
+    let state = dir.load()?.ok_or_else(|| wrong(id, "kill", Status::Creating))?;
+    let status = dir.status(&state);
+    if all {
+        return state.cgroup.kill_all(sig);
+    }
+    if status == Status::Stopped {
+        return Err(wrong(id, "kill", status));
+    }
+    send_signal(state.init_pid(), sig).ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))
+}
+
+/// Remove a container: kill what is left of it, remove its cgroup, run poststop hooks, remove
+/// its state. A running container needs `force`. With `force`, a missing container is fine
+/// (the containerd shim deletes twice).
+pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
+    let dir = match store.open(id, true) {
+        Err(Error::NotFound(_)) if force => return Ok(()),
+        r => r?,
+    };
+    let Some(state) = dir.load()? else {
+        // We hold the lock, so the create that made this dir died before saving any state.
+        return dir.remove();
+    };
+    let status = dir.status(&state);
+    if matches!(status, Status::Running | Status::Paused) && !force {
+        return Err(wrong(id, "delete", status));
+    }
+    destroy(&state)?;
+    let oci = serde_json::to_string(&state.oci(Status::Stopped)).expect("state serialises");
+    if let Err(e) = hooks::run(HookKind::Poststop, state.hooks.as_ref(), &oci) {
+        tracing::warn!("{e}");
+    }
+    dir.remove()
+}
+
+/// Kill every process of the container and remove its cgroup.
+fn destroy(state: &State) -> Result<()> {
+    if state.init_alive() {
+        let _ = send_signal(state.init_pid(), Signal::SIGKILL);
+    }
+    state.cgroup.kill_all(Signal::SIGKILL)?;
+    wait_gone(state)?;
+    state.cgroup.destroy()
+}
+
+fn wait_gone(state: &State) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while state.init_alive() {
+        if Instant::now() > deadline {
+            return Err(Error::Init(format!("container {:?}: init {} did not die", state.id, state.pid)));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Ok(())
+}
+
+fn wrong(id: &str, op: &'static str, status: Status) -> Error {
+    Error::WrongState { op, id: id.to_string(), status: status.to_string() }
+}

@@ -1,1 +1,149 @@
-//! (in progress)
+//! Starting the container init: the clone(s) that put it in its namespaces, and the parent's
+//! side of the sync protocol up to "ready".
+
+pub mod exec;
+mod init;
+pub mod rlimits;
+pub mod sync;
+pub mod user;
+
+use std::os::fd::{BorrowedFd, RawFd};
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::namespaces::{self, Plan};
+use crate::spec::Bundle;
+use crate::syscall::clone_fork;
+use crate::{Context, Error, Result};
+use sync::{Channel, Msg};
+
+/// Everything the init needs, prepared by the runtime before the clone.
+pub struct InitArgs<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Bundle,
+    pub ns: &'a Plan,
+    pub fifo: &'a Path,
+    pub console: Option<BorrowedFd<'a>>,
+    pub preserve_fds: u32,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Fds of the runtime the child must close at once (the state dir lock).
+    pub close_fds: &'a [RawFd],
+}
+
+/// Clone the first child. It becomes the init itself when one clone can make every namespace;
+/// otherwise it joins/unshares and forks the init (see [`Plan::single_clone`]).
+/// Returns the first child's pid; the parent then drives [`Msg`]s through `chan`.
+pub fn spawn(args: &InitArgs, chan: Channel) -> Result<Pid> {
+    let flags = if args.ns.single_clone() { args.ns.new } else { CloneFlags::empty() };
+    match clone_fork(flags).ctx(|| "clone container init")? {
+        Some(pid) => Ok(pid),
+        None => {
+            let err = match child(args, &chan) {
+                Err(e) => e,
+                Ok(never) => match never {},
+            };
+            let _ = chan.send(&Msg::Error(err.to_string()));
+            // SAFETY: _exit skips atexit handlers and buffered-IO flushing of the parent's state,
+            // which this forked copy must not run.
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+fn child(args: &InitArgs, chan: &Channel) -> Result<std::convert::Infallible> {
+    for fd in args.close_fds {
+        let _ = nix::unistd::close(*fd);
+    }
+    // The runtime blocks signals to forward them; the container starts with none blocked.
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .ctx(|| "reset signal mask")?;
+    // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec.
+    // SAFETY: restoring a default disposition installs no handler.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    expect_go(chan)?;
+    if !args.ns.single_clone() {
+        namespaces::join(args.ns)?;
+        let unshare = args.ns.new - CloneFlags::CLONE_NEWPID;
+        nix::sched::unshare(unshare).ctx(|| format!("unshare namespaces {unshare:?}"))?;
+        if args.ns.new.contains(CloneFlags::CLONE_NEWUSER) {
+            chan.send(&Msg::WriteMaps)?;
+            expect_go(chan)?;
+        }
+        let linux = args.bundle.spec.linux().as_ref().expect("validated");
+        namespaces::write_time_offsets(linux)?;
+        // setns/unshare of pid and time namespaces apply to children only: fork the init there.
+        let for_children = CloneFlags::CLONE_NEWPID | namespaces::CLONE_NEWTIME;
+        if args.ns.new.intersects(for_children) || args.ns.join.iter().any(|(f, ..)| for_children.contains(*f)) {
+            let pidns = args.ns.new & CloneFlags::CLONE_NEWPID;
+            if let Some(pid) = clone_fork(pidns).ctx(|| "fork container init")? {
+                chan.send(&Msg::InitPid(pid.as_raw()))?;
+                // SAFETY: see spawn(); this intermediate process is done.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+    init::run(args, chan)
+}
+
+fn expect_go(chan: &Channel) -> Result<()> {
+    match chan.expect()? {
+        Msg::Go => Ok(()),
+        m => Err(Error::Init(format!("sync: expected go, got {m:?}"))),
+    }
+}
+
+/// The parent's side: after the first child is in its cgroup, let it run, answer its requests,
+/// and return the init's pid once it has mounted the rootfs (`on_mounted` runs the hooks that
+/// run in the runtime's namespaces and returns the state JSON for the init's own hooks), then
+/// wait for it to be ready.
+pub fn drive(
+    first: Pid,
+    chan: &Channel,
+    bundle: &Bundle,
+    ns: &Plan,
+    mut on_mounted: impl FnMut(Pid) -> Result<String>,
+) -> Result<Pid> {
+    let linux = bundle.spec.linux().as_ref().expect("validated");
+    if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWUSER) {
+        namespaces::write_id_maps(first, linux)?;
+    }
+    chan.send(&Msg::Go)?;
+    let mut init = first;
+    loop {
+        match chan.expect()? {
+            Msg::WriteMaps => {
+                namespaces::write_id_maps(first, linux)?;
+                chan.send(&Msg::Go)?;
+            }
+            Msg::InitPid(pid) => {
+                init = Pid::from_raw(pid);
+                reap(first)?;
+            }
+            Msg::Mounted => {
+                let state = on_mounted(init)?;
+                chan.send(&Msg::Continue { state })?;
+            }
+            Msg::Ready => return Ok(init),
+            m => return Err(Error::Init(format!("sync: unexpected message {m:?}"))),
+        }
+    }
+}
+
+/// Wait for the intermediate child, which exits as soon as it has forked the init.
+fn reap(pid: Pid) -> Result<()> {
+    match waitpid(pid, None).ctx(|| format!("wait for {pid}"))? {
+        WaitStatus::Exited(_, 0) => Ok(()),
+        s => Err(Error::Init(format!("intermediate process failed: {s:?}"))),
+    }
+}
+
+/// Process-wide: orphans of our children come back to us, so the init forked by an intermediate
+/// process stays waitable (`run`) and killable on failure.
+pub fn become_subreaper() -> Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).ctx(|| "set child subreaper")
+}

@@ -1,0 +1,149 @@
+//! The command line, as runc spells it: global flags, then one struct per command.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(name = "berth", version, about = "A runc-compatible OCI container runtime")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Directory for the containers' state
+    #[arg(long, global = true, default_value = "/run/berth")]
+    pub root: PathBuf,
+    /// Write log lines to this file instead of stderr
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log debug messages too
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Manage cgroups through systemd
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility: rootless mode (auto, true or false)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Accepted for runc compatibility: path to criu (checkpointing is not supported)
+    #[arg(long, global = true, hide = true)]
+    pub criu: Option<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container from a bundle; it waits for `start`
+    Create(CreateArgs),
+    /// Start a created container's program
+    Start(IdArg),
+    /// Create and start a container, and by default wait for it
+    Run(RunArgs),
+    /// Print the state of a container as JSON
+    State(IdArg),
+    /// List containers
+    List(ListArgs),
+    /// Send a signal to a container's init (or to all its processes)
+    Kill(KillArgs),
+    /// Delete a container and everything create made for it
+    Delete(DeleteArgs),
+    /// Write a default config.json
+    Spec(SpecArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct IdArg {
+    pub id: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    pub id: String,
+    /// The bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is set
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root (rootfs on ramfs)
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not give the container its own session keyring
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N more fds (3 to 3+N-1) to the container process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub create: CreateArgs,
+    /// Return once the container runs, instead of waiting for it
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Print only the ids
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    pub id: String,
+    /// A signal name (with or without SIG) or number
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+    /// Signal every process of the container
+    #[arg(short, long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DeleteArgs {
+    pub id: String,
+    /// Kill a running container first; succeed if it does not exist
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    /// Where to write config.json
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// A spec for a container run by an unprivileged user
+    #[arg(long)]
+    pub rootless: bool,
+}

@@ -1,0 +1,162 @@
+//! `create`: validate everything, then make the state dir, cgroup and exec fifo, start the init
+//! and wait until it is ready. A failure undoes every step that was taken.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::unistd::Pid;
+
+use crate::cgroups::Cgroup;
+use crate::hooks::{self, HookKind};
+use crate::namespaces::Plan;
+use crate::process::{self, sync, InitArgs};
+use crate::state::{self, State, Status, Store};
+use crate::{rootfs, spec, Context, Error, Result};
+
+pub struct CreateOptions<'a> {
+    pub id: &'a str,
+    pub bundle: &'a Path,
+    pub pid_file: Option<&'a Path>,
+    /// A connected console socket (see [`crate::console::connect`]); required with process.terminal.
+    pub console: Option<OwnedFd>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    /// Fds 3..3+N the container process inherits.
+    pub preserve_fds: u32,
+}
+
+/// Everything create made so far, undone on drop unless the create succeeded.
+struct Undo {
+    dir: Option<state::Dir>,
+    cgroup: Option<Cgroup>,
+    pids: Vec<Pid>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        let Some(dir) = self.dir.take() else { return };
+        for pid in &self.pids {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        // Our children (and, as subreaper, their orphans) must be reaped before the cgroup goes.
+        for pid in &self.pids {
+            let _ = nix::sys::wait::waitpid(*pid, None);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.kill_all(Signal::SIGKILL);
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("clean up after failed create: {e}");
+            }
+        }
+        if let Err(e) = dir.remove() {
+            tracing::warn!("clean up after failed create: {e}");
+        }
+    }
+}
+
+/// Create the container; returns the init's pid. The init then waits for `start`.
+pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
+    spec::validate_id(opts.id)?;
+    let bundle = spec::load(opts.bundle)?;
+    let sp = &bundle.spec;
+    spec::validate(sp)?;
+    rootfs::validate(sp)?;
+    hooks::validate(sp.hooks().as_ref())?;
+    let linux = sp.linux().as_ref().expect("validated");
+    let ns = Plan::from_linux(linux)?;
+    let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
+    let process = sp.process().as_ref().expect("validated");
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.console.is_none() {
+        return Err(Error::Usage("process.terminal is set: --console-socket is required".into()));
+    }
+    if !terminal && opts.console.is_some() {
+        return Err(Error::Usage("--console-socket given but process.terminal is not set".into()));
+    }
+
+    let dir = store.create(opts.id)?;
+    let mut undo = Undo { dir: None, cgroup: None, pids: Vec::new() };
+    let fifo = dir.fifo();
+    let lock_fd = dir.lock_fd().as_raw_fd();
+    let dir_path = dir.path.clone();
+    undo.dir = Some(dir);
+    // Writable by anyone: the init opens it after switching to the container's user.
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
+    nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, &fifo, Mode::from_bits_truncate(0o622), nix::sys::stat::FchmodatFlags::FollowSymlink)
+        .ctx(|| format!("chmod {}", fifo.display()))?;
+    cgroup.create()?;
+    undo.cgroup = Some(cgroup.clone());
+    process::become_subreaper()?;
+
+    let (chan, child_chan) = sync::pair()?;
+    let args = InitArgs {
+        id: opts.id,
+        bundle: &bundle,
+        ns: &ns,
+        fifo: &fifo,
+        console: opts.console.as_ref().map(|c| c.as_fd()),
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        close_fds: &[lock_fd],
+    };
+    let first = process::spawn(&args, child_chan)?;
+    undo.pids.push(first);
+    cgroup.add(first)?;
+    if let Some(adj) = process.oom_score_adj() {
+        let path = format!("/proc/{first}/oom_score_adj");
+        std::fs::write(&path, adj.to_string()).ctx(|| format!("process.oomScoreAdj: write {path}"))?;
+    }
+
+    let mut saved = State {
+        id: opts.id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner(),
+        annotations: sp.annotations().clone().unwrap_or_default(),
+        cgroup,
+        hooks: sp.hooks().clone(),
+    };
+    let init = process::drive(first, &chan, &bundle, &ns, |init| {
+        if init != first {
+            undo.pids.push(init);
+        }
+        saved.pid = init.as_raw();
+        let oci = serde_json::to_string(&saved.oci(Status::Creating)).expect("state serialises");
+        hooks::run(HookKind::Prestart, sp.hooks().as_ref(), &oci)?;
+        hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;
+        Ok(oci)
+    })?;
+    saved.pid_start = state::process_start(init)?.ok_or_else(|| Error::Init("container init exited during create".into()))?;
+    let dir = undo.dir.as_ref().expect("set above");
+    dir.save(&saved)?;
+    if let Some(p) = opts.pid_file {
+        write_pid_file(p, init)?;
+    }
+    tracing::debug!("created container {} with init {init} in {}", opts.id, dir_path.display());
+    undo.dir = None;
+    Ok(init)
+}
+
+fn owner() -> String {
+    let uid = nix::unistd::geteuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
+    }
+}
+
+/// The pid file is written whole or not at all: containerd and conmon read it as soon as it exists.
+fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let path: PathBuf = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx(|| "getcwd")?.join(path)
+    };
+    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+}

@@ -1,0 +1,99 @@
+//! The container init, inside its namespaces: from mounts to execve. Single-threaded; every
+//! failure goes back to the runtime over the sync channel with its context.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+
+use nix::fcntl::{open, openat, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+
+use super::sync::{Channel, Msg};
+use super::{exec, rlimits, user, InitArgs};
+use crate::hooks::{self, HookKind};
+use crate::rootfs;
+use crate::security::capabilities;
+use crate::{console, syscall, Context, Error, Result};
+
+pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
+    let spec = &args.bundle.spec;
+    let process = spec.process().as_ref().expect("validated");
+    let linux = spec.linux().as_ref().expect("validated");
+    let userns = args.ns.new.contains(CloneFlags::CLONE_NEWUSER);
+    if userns || args.ns.joins(CloneFlags::CLONE_NEWUSER) {
+        // Become root of the user namespace, so the setup below acts as its root.
+        user::become_root()?;
+    }
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    if !args.no_new_keyring {
+        let name = CString::new(format!("_ses.{}", args.id)).expect("id has no NUL");
+        // Kernels without keyrings, or with a keyring quota reached, still run containers.
+        if let Err(e) = syscall::join_session_keyring(&name) {
+            tracing::debug!("join session keyring: {e}");
+        }
+    }
+    // The state dir, held while it is reachable, to open the exec fifo in it at the very end.
+    let state_dir = args.fifo.parent().expect("fifo is in the state dir");
+    let state_dir = open(state_dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", state_dir.display()))?;
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).ctx(|| format!("set hostname {h:?}"))?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        set_domainname(d)?;
+    }
+    // Written through the /proc we started with, not one the container's mounts could fake.
+    for (key, value) in linux.sysctl().iter().flatten() {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).ctx(|| format!("linux.sysctl: write {value:?} to {path}"))?;
+    }
+
+    let opts = rootfs::Options {
+        spec,
+        rootfs: &args.bundle.rootfs,
+        bundle: &args.bundle.dir,
+        no_pivot: args.no_pivot,
+        new_userns: userns,
+    };
+    rootfs::prepare(&opts)?;
+    chan.send(&Msg::Mounted)?;
+    let state = match chan.expect()? {
+        Msg::Continue { state } => state,
+        m => return Err(Error::Init(format!("sync: expected continue, got {m:?}"))),
+    };
+    let spec_hooks = spec.hooks().as_ref();
+    hooks::run(HookKind::CreateContainer, spec_hooks, &state)?;
+    rootfs::pivot(&opts)?;
+    if process.terminal().unwrap_or(false) {
+        let socket = args.console.ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
+        console::setup_in_container(socket, process.console_size().as_ref())?;
+    }
+    rootfs::finalize(&opts)?;
+
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    user::enter_cwd(process.cwd())?;
+    let program = exec::resolve(process)?;
+    capabilities::drop_bounding(process.capabilities().as_ref())?;
+    user::switch(process.user())?;
+    capabilities::apply(process.capabilities().as_ref())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
+    }
+    chan.send(&Msg::Ready)?;
+
+    // Blocks until `start` opens the fifo for reading.
+    let wr = openat(&state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| "open exec fifo for writing")?;
+    nix::unistd::write(&wr, b"0").ctx(|| "write exec fifo")?;
+    drop((wr, state_dir));
+    hooks::run(HookKind::StartContainer, spec_hooks, &hooks::with_status(&state, "created"))?;
+    // Only stdio and the preserved fds reach the container process.
+    syscall::cloexec_from(3 + args.preserve_fds).ctx(|| "mark fds close-on-exec")?;
+    exec::exec(&program, process)
+}
+
+fn set_domainname(name: &str) -> Result<()> {
+    // SAFETY: the pointer and length describe a live buffer for the duration of the call.
+    let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    nix::errno::Errno::result(r).map(drop).ctx(|| format!("set domainname {name:?}"))
+}

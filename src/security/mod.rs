@@ -1,0 +1,3 @@
+//! What limits the container process's privileges.
+
+pub mod capabilities;
