@@ -1,0 +1,54 @@
+# berth: build, demo, test, benchmark. Every target installs what it needs (Debian packages).
+SHELL := /bin/bash
+CARGO ?= cargo
+PREFIX ?= /usr/local
+BUILD := build
+BERTH := target/release/berth
+RUNNER := target/release/runtime-tests
+CHECKER := target/x86_64-unknown-linux-gnu/release/checker
+RUNTIME ?= $(abspath $(BERTH))
+DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
+
+.PHONY: all deps build demo test unit conformance bench clean
+
+all: build
+
+# apt only when something is missing, so repeated runs stay fast.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	$(CARGO) build --release --bin berth -p berth
+	$(CARGO) build --release -p runtime-tests --bin runtime-tests
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release -p runtime-tests --bin checker --target x86_64-unknown-linux-gnu
+
+# Build a busybox bundle and run it with berth.
+demo: build
+	@rm -rf $(BUILD)/demo && mkdir -p $(BUILD)/demo
+	hack/mkrootfs $(BUILD)/demo/rootfs
+	cd $(BUILD)/demo && ../../$(BERTH) spec
+	jq '.process.terminal = false | .process.args = ["sh", "-c", "echo hello from $$(hostname): $$(id); ls /; cat /proc/self/cgroup | head -3"] | .linux.cgroupsPath = "/berth-demo/demo"' \
+		$(BUILD)/demo/config.json > $(BUILD)/demo/config.json.new && mv $(BUILD)/demo/config.json.new $(BUILD)/demo/config.json
+	$(BERTH) --root $(abspath $(BUILD))/demo/state run --bundle $(BUILD)/demo demo-$$$$
+	@rmdir /sys/fs/cgroup/*/berth-demo /sys/fs/cgroup/berth-demo 2>/dev/null || true
+
+unit: deps
+	$(CARGO) test --workspace -- --test-threads=1
+
+conformance: build
+	$(RUNNER) --runtime $(RUNTIME) --checker $(CHECKER)
+
+test: build unit conformance
+
+bench: build
+	hack/bench
+
+install: build
+	install -D -m 0755 $(BERTH) $(DESTDIR)$(PREFIX)/bin/berth
+
+clean:
+	rm -rf $(BUILD) target
