@@ -25,16 +25,24 @@ pub(super) fn write(path: &Path, value: &str) -> Result<()> {
 /// Create `dir` and its missing parents, pushing each directory this call made (outermost first)
 /// onto `created`, so that a failed create can undo exactly its own work.
 pub(super) fn mkdir_all(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
-    for path in missing.into_iter().rev() {
-        match fs::create_dir(path) {
-            Ok(()) => created.push(path.to_path_buf()),
-            // Another runtime (or test) made it in between: it is theirs, not ours to undo.
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("create cgroup {}", path.display()), e)),
+    let mut attempts = 0;
+    'again: loop {
+        let missing: Vec<&Path> = dir.ancestors().take_while(|p| !p.exists()).collect();
+        for path in missing.into_iter().rev() {
+            match fs::create_dir(path) {
+                Ok(()) => created.push(path.to_path_buf()),
+                // Another runtime made it in between: it is theirs, not ours to undo.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                // A shared parent was removed in between (its last other user deleted it).
+                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 5 => {
+                    attempts += 1;
+                    continue 'again;
+                }
+                Err(e) => return Err(Error::io(format!("create cgroup {}", path.display()), e)),
+            }
         }
+        return Ok(());
     }
-    Ok(())
 }
 
 /// Remove the cgroup `dir` and any cgroups below it, deepest first. A missing cgroup is fine.
