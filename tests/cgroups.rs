@@ -46,7 +46,12 @@ struct Sleeper(Child);
 
 impl Sleeper {
     fn spawn() -> Self {
-        Sleeper(Command::new("sleep").arg("1000").spawn().expect("spawn sleep"))
+        Sleeper(
+            Command::new("sleep")
+                .arg("1000")
+                .spawn()
+                .expect("spawn sleep"),
+        )
     }
     fn pid(&self) -> Pid {
         Pid::from_raw(self.0.id() as i32)
@@ -73,7 +78,11 @@ fn lifecycle_create_add_freeze_kill_destroy() {
     let t = TestCgroup::new("life");
     assert!(t.cg.dirs().count() > 0);
     for dir in t.cg.dirs() {
-        assert!(dir.ends_with(t.path.strip_prefix("/").unwrap()), "{}", dir.display());
+        assert!(
+            dir.ends_with(t.path.strip_prefix("/").unwrap()),
+            "{}",
+            dir.display()
+        );
         assert!(!dir.exists(), "resolve must not create {}", dir.display());
     }
     t.cg.create().unwrap();
@@ -84,7 +93,12 @@ fn lifecycle_create_add_freeze_kill_destroy() {
     let mut child = Sleeper::spawn();
     t.cg.add(child.pid()).unwrap();
     for dir in t.cg.dirs() {
-        assert_eq!(procs_of(dir).trim(), child.pid().to_string(), "{}", dir.display());
+        assert_eq!(
+            procs_of(dir).trim(),
+            child.pid().to_string(),
+            "{}",
+            dir.display()
+        );
     }
 
     // A later command finds the cgroup again from state.json.
@@ -119,7 +133,7 @@ fn kill_all_on_a_paused_cgroup_keeps_it_paused_unless_sigkill() {
     want.sort();
     assert_eq!(t.cg.pids().unwrap(), want);
 
-    // SIGTERM while paused: delivered once thawed, and the container stays paused meanwhile.
+    // SIGTERM while paused: the container stays paused (on v1 the signal waits for the thaw).
     t.cg.freeze(true).unwrap();
     t.cg.kill_all(Signal::SIGTERM).unwrap();
     assert!(t.cg.is_frozen().unwrap());
@@ -223,7 +237,11 @@ fn relative_and_default_paths_are_below_our_own_cgroup() {
         assert_eq!(rel, own.join("foo/bar"));
         assert!(default.ends_with("id"));
         // Read-only check that `own` is where this process is.
-        assert!(procs_of(own).lines().any(|p| p == me), "{} is not our cgroup", own.display());
+        assert!(
+            procs_of(own).lines().any(|p| p == me),
+            "{} is not our cgroup",
+            own.display()
+        );
         assert!(!rel.exists() && !default.exists());
     }
 }
@@ -242,7 +260,10 @@ fn bad_paths_are_config_errors() {
             other => panic!("{path:?}: {other:?}"),
         }
     }
-    assert!(matches!(Cgroup::resolve(None, "a/b"), Err(Error::InvalidId(..))));
+    assert!(matches!(
+        Cgroup::resolve(None, "a/b"),
+        Err(Error::InvalidId(..))
+    ));
 }
 
 #[test]
@@ -251,4 +272,63 @@ fn unified_dir_only_on_pure_v2() {
     let has_v1 = mountinfo.lines().any(|l| l.contains(" - cgroup "));
     let t = TestCgroup::new("unified");
     assert_eq!(t.cg.unified_dir().is_some(), !has_v1);
+}
+
+/// `cg` as a later command would see it on a host without the v1 `controller` hierarchy
+/// (and, if `unified` is false, without a cgroup2 hierarchy either).
+fn without(cg: &Cgroup, controller: &str, unified: bool) -> Cgroup {
+    let mut json = serde_json::to_value(cg).unwrap();
+    if let Some(v1) = json.get_mut("v1").and_then(|v| v.as_array_mut()) {
+        v1.retain(|h| {
+            !h["controllers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c == controller)
+        });
+    }
+    if !unified {
+        json.as_object_mut().unwrap().remove("unified");
+    }
+    serde_json::from_value(json).unwrap()
+}
+
+#[test]
+fn without_a_v1_freezer_the_unified_cgroup_freeze_is_used() {
+    let t = TestCgroup::new("v2freeze");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    if !(mountinfo.contains(" - cgroup ") && mountinfo.contains(" - cgroup2 ")) {
+        return; // not a hybrid host
+    }
+    let unified = t.cg.dirs().last().unwrap();
+    t.cg.create().unwrap();
+    let mut child = Sleeper::spawn();
+    t.cg.add(child.pid()).unwrap();
+
+    let cg = without(&t.cg, "freezer", true);
+    cg.freeze(true).unwrap();
+    assert!(cg.is_frozen().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(unified.join("cgroup.freeze"))
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert!(!t.cg.is_frozen().unwrap(), "the v1 freezer was used");
+    cg.kill_all(Signal::SIGTERM).unwrap();
+    assert!(cg.is_frozen().unwrap());
+    cg.freeze(false).unwrap();
+    assert!(!cg.is_frozen().unwrap());
+    assert_eq!(child.reap(), Some(libc::SIGTERM));
+
+    let none = without(&t.cg, "freezer", false);
+    let err = none.freeze(true).unwrap_err();
+    assert_eq!(err.errno(), Some(nix::Error::ENOTSUP), "{err}");
+    assert!(err.to_string().contains("no cgroup freezer"), "{err}");
+    // Signalling still works, just without a freeze around it.
+    let mut other = Sleeper::spawn();
+    t.cg.add(other.pid()).unwrap();
+    none.kill_all(Signal::SIGKILL).unwrap();
+    assert_eq!(other.reap(), Some(libc::SIGKILL));
+    t.cg.destroy().unwrap();
 }

@@ -82,7 +82,10 @@ pub(super) fn procs_tree(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
     let procs = dir.join("cgroup.procs");
     for line in read(&procs)?.lines() {
         let pid = line.trim().parse().map_err(|_| {
-            Error::io(format!("read {}: bad pid {line:?}", procs.display()), ErrorKind::InvalidData.into())
+            Error::io(
+                format!("read {}: bad pid {line:?}", procs.display()),
+                ErrorKind::InvalidData.into(),
+            )
         })?;
         out.push(Pid::from_raw(pid));
     }
@@ -96,7 +99,10 @@ pub(super) fn procs_tree(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
 }
 
 /// Call `done` every few milliseconds until it returns true (→ true) or `timeout` passes (→ false).
-pub(super) fn poll_until(timeout: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<bool> {
+pub(super) fn poll_until(
+    timeout: Duration,
+    mut done: impl FnMut() -> Result<bool>,
+) -> Result<bool> {
     let start = Instant::now();
     let mut delay = Duration::from_micros(100);
     loop {

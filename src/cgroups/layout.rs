@@ -44,7 +44,10 @@ pub(super) fn detect() -> Result<Vec<Hierarchy>> {
     let read = |path: &str| std::fs::read_to_string(path).ctx(|| format!("read {path}"));
     let found = hierarchies(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?);
     if found.is_empty() {
-        return Err(Error::sys("find a cgroup mount in /proc/self/mountinfo", nix::Error::ENOENT));
+        return Err(Error::sys(
+            "find a cgroup mount in /proc/self/mountinfo",
+            nix::Error::ENOENT,
+        ));
     }
     Ok(found)
 }
@@ -65,8 +68,11 @@ fn hierarchies(mountinfo: &str, proc_cgroup: &str) -> Vec<Hierarchy> {
             // "hierarchy-id:controller,list:/path"; the cgroup2 line has an empty list.
             let mut fields = line.splitn(3, ':');
             let (_, list, own) = (fields.next()?, fields.next()?, fields.next()?);
-            let controllers: Vec<String> =
-                list.split(',').filter(|c| !c.is_empty()).map(String::from).collect();
+            let controllers: Vec<String> = list
+                .split(',')
+                .filter(|c| !c.is_empty())
+                .map(String::from)
+                .collect();
             // The first mount wins, as in runc; a hierarchy that is not mounted is skipped.
             let mount = mounts.iter().find(|m| match controllers.first() {
                 None => m.v2,
@@ -106,10 +112,15 @@ fn unescape(field: &str) -> PathBuf {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match octal {
             Some(d) if bytes[i] == b'\\' => {
-                out.push(d.iter().fold(0u8, |acc, b| acc.wrapping_mul(8) + (b - b'0')));
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, b| acc.wrapping_mul(8) + (b - b'0')),
+                );
                 i += 4;
             }
             _ => {
@@ -137,7 +148,8 @@ mod tests {
 
     #[test]
     fn finds_each_mounted_hierarchy() {
-        let proc_cgroup = "9:name=systemd:/user.slice\n5:devices:/sub/x\n4:memory:/m\n2:cpu,cpuacct:/\n0::/u\n";
+        let proc_cgroup =
+            "9:name=systemd:/user.slice\n5:devices:/sub/x\n4:memory:/m\n2:cpu,cpuacct:/\n0::/u\n";
         let found = hierarchies(HYBRID, proc_cgroup);
         let summary: Vec<_> = found
             .iter()
@@ -146,7 +158,10 @@ mod tests {
         assert_eq!(
             summary,
             [
-                ("name=systemd".into(), PathBuf::from("/sys/fs/cgroup/systemd/user.slice")),
+                (
+                    "name=systemd".into(),
+                    PathBuf::from("/sys/fs/cgroup/systemd/user.slice")
+                ),
                 ("devices".into(), "/sys/fs/cgroup/my devices/x".into()),
                 ("cpu,cpuacct".into(), "/sys/fs/cgroup/cpu,cpuacct".into()),
                 (String::new(), "/sys/fs/cgroup/unified/u".into()),
@@ -158,16 +173,23 @@ mod tests {
     fn own_cgroup_outside_the_mount_is_an_error() {
         let found = hierarchies(HYBRID, "5:devices:/elsewhere\n");
         let err = found[0].own_dir().unwrap_err().to_string();
-        assert!(err.contains("/elsewhere") && err.contains("my devices"), "{err}");
+        assert!(
+            err.contains("/elsewhere") && err.contains("my devices"),
+            "{err}"
+        );
     }
 
     #[test]
     fn pure_v2() {
-        let mountinfo = "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        let mountinfo =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
         let found = hierarchies(mountinfo, "0::/user.slice/x.scope\n");
         assert_eq!(found.len(), 1);
         assert!(found[0].controllers.is_empty());
-        assert_eq!(found[0].own_dir().unwrap(), Path::new("/sys/fs/cgroup/user.slice/x.scope"));
+        assert_eq!(
+            found[0].own_dir().unwrap(),
+            Path::new("/sys/fs/cgroup/user.slice/x.scope")
+        );
     }
 
     #[test]

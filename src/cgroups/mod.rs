@@ -72,14 +72,25 @@ impl Cgroup {
                 (PathBuf::from(id), false)
             }
         };
-        let mut cgroup = Cgroup { v1: Vec::new(), unified: None };
+        let mut cgroup = Cgroup {
+            v1: Vec::new(),
+            unified: None,
+        };
         for h in layout::detect()? {
-            let base = if absolute { h.mountpoint.clone() } else { h.own_dir()? };
+            let base = if absolute {
+                h.mountpoint.clone()
+            } else {
+                h.own_dir()?
+            };
             let dir = base.join(&inner);
             if h.controllers.is_empty() {
                 cgroup.unified = Some(dir);
             } else {
-                cgroup.v1.push(V1Dir { controllers: h.controllers, mountpoint: h.mountpoint, dir });
+                cgroup.v1.push(V1Dir {
+                    controllers: h.controllers,
+                    mountpoint: h.mountpoint,
+                    dir,
+                });
             }
         }
         Ok(cgroup)
@@ -87,7 +98,10 @@ impl Cgroup {
 
     /// The cgroup's directory in every hierarchy (v1 ones first, then the unified one).
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
-        self.v1.iter().map(|h| h.dir.as_path()).chain(self.unified.as_deref())
+        self.v1
+            .iter()
+            .map(|h| h.dir.as_path())
+            .chain(self.unified.as_deref())
     }
 
     /// On a pure v2 host, the cgroup's directory (for clone3's CLONE_INTO_CGROUP).
@@ -106,7 +120,11 @@ impl Cgroup {
             }
             Ok(())
         });
-        let made = made.and_then(|()| self.unified.iter().try_for_each(|d| fs::mkdir_all(d, &mut created)));
+        let made = made.and_then(|()| {
+            self.unified
+                .iter()
+                .try_for_each(|d| fs::mkdir_all(d, &mut created))
+        });
         if made.is_err() {
             for dir in created.iter().rev() {
                 if let Err(e) = std::fs::remove_dir(dir) {
@@ -119,7 +137,8 @@ impl Cgroup {
 
     /// Move `pid` into the cgroup in every hierarchy.
     pub fn add(&self, pid: Pid) -> Result<()> {
-        self.dirs().try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid.to_string()))
+        self.dirs()
+            .try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid.to_string()))
     }
 
     /// The pids in the cgroup and in any cgroups below it, sorted. Read from one hierarchy:
@@ -131,7 +150,9 @@ impl Cgroup {
             .find_map(|c| self.v1.iter().find(|h| h.has(c)))
             .or(self.v1.first())
             .map(|h| h.dir.as_path());
-        let dir = v1.or(self.unified.as_deref()).ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+        let dir = v1
+            .or(self.unified.as_deref())
+            .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
         let mut pids = Vec::new();
         fs::procs_tree(dir, &mut pids)?;
         pids.sort();
@@ -152,18 +173,21 @@ impl Cgroup {
             Some(f) => f.is_frozen()?,
             None => false,
         };
-        let sent = match self.unified.as_deref().filter(|d| sig == Signal::SIGKILL && v2::can_kill(d)) {
-            Some(dir) => v2::kill(dir),
-            None => {
-                if let Some(Err(e)) = freezer.as_ref().filter(|_| !was_frozen).map(|f| f.set(true)) {
-                    tracing::warn!("signal all processes without freezing them first: {e}");
+        let cgroup_kill = self.unified.as_deref().filter(|d| v2::can_kill(d));
+        let sent = match cgroup_kill {
+            Some(dir) if sig == Signal::SIGKILL => v2::kill(dir),
+            _ => {
+                if let (Some(f), false) = (&freezer, was_frozen) {
+                    if let Err(e) = f.set(true) {
+                        tracing::warn!("signal all processes without freezing them first: {e}");
+                    }
                 }
                 self.signal_each(sig)
             }
         };
-        let thawed = match freezer.filter(|_| sig == Signal::SIGKILL || !was_frozen) {
-            Some(f) => f.set(false),
-            None => Ok(()),
+        let thawed = match freezer {
+            Some(f) if sig == Signal::SIGKILL || !was_frozen => f.set(false),
+            _ => Ok(()),
         };
         sent.and(thawed)
     }
@@ -194,7 +218,11 @@ impl Cgroup {
     fn freezer(&self) -> Option<Freezer<'_>> {
         match self.v1.iter().find(|h| h.has("freezer")) {
             Some(h) => Some(Freezer::V1(&h.dir)),
-            None => self.unified.as_deref().filter(|d| v2::can_freeze(d)).map(Freezer::V2),
+            None => self
+                .unified
+                .as_deref()
+                .filter(|d| v2::can_freeze(d))
+                .map(Freezer::V2),
         }
     }
 
@@ -203,7 +231,10 @@ impl Cgroup {
             Some(dir) => format!("{} has no cgroup.freeze", dir.display()),
             None => "no cgroup2 hierarchy is mounted".into(),
         };
-        Error::sys(format!("no cgroup freezer: no v1 freezer hierarchy is mounted and {unified}"), nix::Error::ENOTSUP)
+        Error::sys(
+            format!("no cgroup freezer: no v1 freezer hierarchy is mounted and {unified}"),
+            nix::Error::ENOTSUP,
+        )
     }
 
     /// rmdir the cgroup in every hierarchy, sub-cgroups first. A cgroup that is already gone is

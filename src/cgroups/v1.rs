@@ -11,7 +11,9 @@ use crate::{Error, Result};
 /// it until both are set: fill in every empty one from its parent, from the top of the
 /// hierarchy at `mountpoint` down to `dir`.
 pub(super) fn init_cpuset(mountpoint: &Path, dir: &Path) -> Result<()> {
-    let Ok(below) = dir.strip_prefix(mountpoint) else { return Ok(()) };
+    let Ok(below) = dir.strip_prefix(mountpoint) else {
+        return Ok(());
+    };
     let mut parent = mountpoint.to_path_buf();
     for name in below {
         let child = parent.join(name);
@@ -48,7 +50,10 @@ pub(super) fn freeze(dir: &Path) -> Result<()> {
     }
     thaw(dir)?;
     Err(Error::sys(
-        format!("freeze {}: still not FROZEN after {FREEZE_TIMEOUT:?}", state.display()),
+        format!(
+            "freeze {}: still not FROZEN after {FREEZE_TIMEOUT:?}",
+            state.display()
+        ),
         nix::Error::EBUSY,
     ))
 }

@@ -28,20 +28,29 @@ pub(super) fn freeze(dir: &Path, frozen: bool) -> Result<()> {
     if !frozen {
         return Ok(());
     }
-    if poll_until(FREEZE_TIMEOUT, || is_frozen(dir))? {
+    if poll_until(FREEZE_TIMEOUT, || all_frozen(dir))? {
         return Ok(());
     }
     write(&dir.join(FREEZE), "0")?;
     Err(Error::sys(
-        format!("freeze {}: not frozen after {FREEZE_TIMEOUT:?}", dir.display()),
+        format!(
+            "freeze {}: not frozen after {FREEZE_TIMEOUT:?}",
+            dir.display()
+        ),
         nix::Error::EBUSY,
     ))
 }
 
-/// Whether every task of `dir` is frozen now (cgroup.events, which also counts a frozen
-/// ancestor; cgroup.freeze only says what was asked of this cgroup).
+/// Whether `dir` is paused: a freeze was asked of it, or a frozen ancestor holds it. (A task
+/// that a fatal signal woke up is briefly not frozen while it exits; it is still paused.)
 pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
-    Ok(read(&dir.join("cgroup.events"))?.lines().any(|l| l.trim() == "frozen 1"))
+    Ok(read(&dir.join(FREEZE))?.trim() == "1" || all_frozen(dir)?)
+}
+
+/// Whether cgroup.events says every task of `dir` is frozen.
+fn all_frozen(dir: &Path) -> Result<bool> {
+    let events = read(&dir.join("cgroup.events"))?;
+    Ok(events.lines().any(|l| l.trim() == "frozen 1"))
 }
 
 /// SIGKILL every task in `dir` and below, atomically with respect to forks.
