@@ -88,6 +88,16 @@ fn lifecycle_create_add_freeze_kill_destroy() {
     t.cg.create().unwrap();
     for dir in t.cg.dirs() {
         assert!(dir.is_dir(), "{} not created", dir.display());
+        // A v1 cpuset cgroup must have cpus and mems before a task can join.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = std::fs::read_to_string(dir.join(file)) {
+                assert!(
+                    !value.trim().is_empty(),
+                    "{} empty",
+                    dir.join(file).display()
+                );
+            }
+        }
     }
 
     let mut child = Sleeper::spawn();

@@ -92,7 +92,11 @@ pub(super) fn procs_tree(dir: &Path, out: &mut Vec<Pid>) -> Result<()> {
     for entry in fs::read_dir(dir).ctx(|| format!("read directory {}", dir.display()))? {
         let entry = entry.ctx(|| format!("read directory {}", dir.display()))?;
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
-            procs_tree(&entry.path(), out)?;
+            match procs_tree(&entry.path(), out) {
+                // The container removed a cgroup of its own while we looked.
+                Err(e) if e.errno() == Some(nix::Error::ENOENT) => {}
+                r => r?,
+            }
         }
     }
     Ok(())
