@@ -88,9 +88,10 @@ fn lifecycle_create_add_freeze_kill_destroy() {
     t.cg.create().unwrap();
     for dir in t.cg.dirs() {
         assert!(dir.is_dir(), "{} not created", dir.display());
-        // A v1 cpuset cgroup must have cpus and mems before a task can join.
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(value) = std::fs::read_to_string(dir.join(file)) {
+        // A v1 cpuset cgroup (v2 has no cpuset.effective_cpus) needs cpus and mems set.
+        if dir.join("cpuset.effective_cpus").exists() {
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let value = std::fs::read_to_string(dir.join(file)).unwrap();
                 assert!(
                     !value.trim().is_empty(),
                     "{} empty",
