@@ -343,3 +343,34 @@ fn without_a_v1_freezer_the_unified_cgroup_freeze_is_used() {
     assert_eq!(other.reap(), Some(libc::SIGKILL));
     t.cg.destroy().unwrap();
 }
+
+#[test]
+fn cpuset_parents_made_by_someone_else_are_filled_in() {
+    let t = TestCgroup::new("cpuset");
+    let Some(cpuset) =
+        t.cg.dirs()
+            .find(|d| d.parent().unwrap().join("cpuset.effective_cpus").exists())
+    else {
+        return; // no v1 cpuset hierarchy
+    };
+    // A bare mkdir leaves cpuset.cpus and cpuset.mems empty.
+    std::fs::create_dir_all(cpuset).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cpuset.join("cpuset.cpus"))
+            .unwrap()
+            .trim(),
+        ""
+    );
+    let leaf = Cgroup::resolve(Some(&t.path.join("leaf")), "unused").unwrap();
+    leaf.create().unwrap();
+    let mut child = Sleeper::spawn();
+    leaf.add(child.pid()).unwrap();
+    let parent_cpus = std::fs::read_to_string(cpuset.parent().unwrap().join("cpuset.cpus"));
+    assert_eq!(
+        std::fs::read_to_string(cpuset.join("cpuset.cpus")).unwrap(),
+        parent_cpus.unwrap()
+    );
+    leaf.kill_all(Signal::SIGKILL).unwrap();
+    assert_eq!(child.reap(), Some(libc::SIGKILL));
+    t.cg.destroy().unwrap();
+}
