@@ -1,15 +1,283 @@
-//! (stub until the cgroups branch lands)
+//! The container's cgroup, managed through cgroupfs (no systemd).
+//!
+//! [`Cgroup::resolve`] works out the cgroup's directory in every mounted hierarchy; the value is
+//! then stored in the container's state so that later commands act on the same directories
+//! even if they run in another cgroup themselves.
+//!
+//! Hierarchies: on a pure cgroup v2 host, the one unified directory. On a v1 (legacy or hybrid)
+//! host, every mounted v1 hierarchy, named ones such as `name=systemd` included (runc's fs
+//! driver joins `name=systemd` too, so tools that read it see the container), plus the cgroup2
+//! hierarchy if one is mounted as well (runc ignores it; we use it for cgroup.kill and for the
+//! controllers, such as hugetlb, that only it carries).
+//!
+//! Resource limits will be applied per version by `v1.rs` and `v2.rs`, after [`Cgroup::create`].
+
+mod fs;
+mod layout;
+mod v1;
+mod v2;
+
+use std::path::{Component, Path, PathBuf};
+
+use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
-use nix::sys::signal::Signal;
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Cgroup { path: String }
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Where a container's cgroup lives; serializable so that later commands find it again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// The cgroup in each mounted v1 hierarchy (empty on a pure v2 host).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    v1: Vec<V1Dir>,
+    /// The cgroup's directory in the cgroup2 hierarchy, if one is mounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unified: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct V1Dir {
+    /// The hierarchy's controllers, e.g. `["cpu", "cpuacct"]` or `["name=systemd"]`.
+    controllers: Vec<String>,
+    mountpoint: PathBuf,
+    dir: PathBuf,
+}
+
+impl V1Dir {
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// The freezer this host offers for the cgroup.
+enum Freezer<'a> {
+    V1(&'a Path),
+    V2(&'a Path),
+}
+
 impl Cgroup {
-    pub fn resolve(p: Option<&std::path::Path>, id: &str) -> crate::Result<Cgroup> { Ok(Cgroup { path: p.map(|p| p.display().to_string()).unwrap_or(id.into()) }) }
-    pub fn create(&self) -> crate::Result<()> { Ok(()) }
-    pub fn add(&self, _pid: Pid) -> crate::Result<()> { Ok(()) }
-    pub fn pids(&self) -> crate::Result<Vec<Pid>> { Ok(vec![]) }
-    pub fn kill_all(&self, _s: Signal) -> crate::Result<()> { Ok(()) }
-    pub fn freeze(&self, _f: bool) -> crate::Result<()> { Ok(()) }
-    pub fn is_frozen(&self) -> crate::Result<bool> { Ok(false) }
-    pub fn destroy(&self) -> crate::Result<()> { Ok(()) }
+    /// Work out where the container's cgroup lives, without touching the system.
+    ///
+    /// `cgroups_path` is linux.cgroupsPath. Absolute: used as is from the root of each
+    /// hierarchy. Relative: below the caller's own cgroup in each hierarchy (from
+    /// /proc/self/cgroup), as runc's fs driver does. None or empty: `<own cgroup>/<id>`.
+    pub fn resolve(cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
+        let (inner, absolute) = match cgroups_path.filter(|p| !p.as_os_str().is_empty()) {
+            Some(path) => (clean(path)?, path.is_absolute()),
+            None => {
+                if id.is_empty() || id == "." || id == ".." || id.contains('/') {
+                    return Err(Error::InvalidId(id.into(), "it cannot name a cgroup"));
+                }
+                (PathBuf::from(id), false)
+            }
+        };
+        let mut cgroup = Cgroup {
+            v1: Vec::new(),
+            unified: None,
+        };
+        for h in layout::detect()? {
+            let base = if absolute {
+                h.mountpoint.clone()
+            } else {
+                h.own_dir()?
+            };
+            let dir = base.join(&inner);
+            if h.controllers.is_empty() {
+                cgroup.unified = Some(dir);
+            } else {
+                cgroup.v1.push(V1Dir {
+                    controllers: h.controllers,
+                    mountpoint: h.mountpoint,
+                    dir,
+                });
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// The cgroup's directory in every hierarchy (v1 ones first, then the unified one).
+    pub fn dirs(&self) -> impl Iterator<Item = &Path> {
+        self.v1
+            .iter()
+            .map(|h| h.dir.as_path())
+            .chain(self.unified.as_deref())
+    }
+
+    /// On a pure v2 host, the cgroup's directory (for clone3's CLONE_INTO_CGROUP).
+    pub fn unified_dir(&self) -> Option<PathBuf> {
+        self.unified.clone().filter(|_| self.v1.is_empty())
+    }
+
+    /// mkdir the cgroup (and missing parents) in every hierarchy. If a step fails, what this
+    /// call created is removed again before the error is returned. An existing cgroup is reused.
+    pub fn create(&self) -> Result<()> {
+        let mut created = Vec::new();
+        let made = self.v1.iter().try_for_each(|h| {
+            fs::mkdir_all(&h.dir, &mut created)?;
+            if h.has("cpuset") {
+                v1::init_cpuset(&h.mountpoint, &h.dir)?;
+            }
+            Ok(())
+        });
+        let made = made.and_then(|()| {
+            self.unified
+                .iter()
+                .try_for_each(|d| fs::mkdir_all(d, &mut created))
+        });
+        if made.is_err() {
+            for dir in created.iter().rev() {
+                if let Err(e) = std::fs::remove_dir(dir) {
+                    tracing::warn!("undo failed cgroup create: remove {}: {e}", dir.display());
+                }
+            }
+        }
+        made
+    }
+
+    /// Move `pid` into the cgroup in every hierarchy.
+    pub fn add(&self, pid: Pid) -> Result<()> {
+        self.dirs()
+            .try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid.to_string()))
+    }
+
+    /// The pids in the cgroup and in any cgroups below it, sorted. Read from one hierarchy:
+    /// every process is in every hierarchy, so any will do; the v1 ones are preferred on a v1
+    /// host, as those are what runc reads.
+    pub fn pids(&self) -> Result<Vec<Pid>> {
+        let v1 = ["pids", "devices", "freezer", "cpu"]
+            .iter()
+            .find_map(|c| self.v1.iter().find(|h| h.has(c)))
+            .or(self.v1.first())
+            .map(|h| h.dir.as_path());
+        let dir = v1
+            .or(self.unified.as_deref())
+            .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+        let mut pids = Vec::new();
+        fs::procs_tree(dir, &mut pids)?;
+        pids.sort();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Send `sig` to every process of the cgroup.
+    ///
+    /// SIGKILL goes through cgroup.kill where the kernel has it, which no fork can escape.
+    /// Otherwise the cgroup is frozen (if it can be) while its pids are listed and signalled,
+    /// so that none forks in between, and then thawed, unless it was frozen before and the
+    /// signal is not SIGKILL: a paused container stays paused (a killed one must be thawed to
+    /// die).
+    pub fn kill_all(&self, sig: Signal) -> Result<()> {
+        let freezer = self.freezer();
+        let was_frozen = match &freezer {
+            Some(f) => f.is_frozen()?,
+            None => false,
+        };
+        let cgroup_kill = self.unified.as_deref().filter(|d| v2::can_kill(d));
+        let sent = match cgroup_kill {
+            Some(dir) if sig == Signal::SIGKILL => v2::kill(dir),
+            _ => {
+                if let (Some(f), false) = (&freezer, was_frozen) {
+                    if let Err(e) = f.set(true) {
+                        tracing::warn!("signal all processes without freezing them first: {e}");
+                    }
+                }
+                self.signal_each(sig)
+            }
+        };
+        let thawed = match freezer {
+            Some(f) if sig == Signal::SIGKILL || !was_frozen => f.set(false),
+            _ => Ok(()),
+        };
+        sent.and(thawed)
+    }
+
+    fn signal_each(&self, sig: Signal) -> Result<()> {
+        for pid in self.pids()? {
+            match signal::kill(pid, sig) {
+                // It exited since the list was read.
+                Ok(()) | Err(nix::Error::ESRCH) => {}
+                Err(e) => return Err(Error::sys(format!("send {sig} to pid {pid}"), e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Freeze (`true`) or thaw (`false`) every process of the cgroup; a freeze returns once
+    /// all of them are frozen.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        self.freezer().ok_or_else(|| self.no_freezer())?.set(frozen)
+    }
+
+    /// Whether the cgroup is frozen now.
+    pub fn is_frozen(&self) -> Result<bool> {
+        self.freezer().ok_or_else(|| self.no_freezer())?.is_frozen()
+    }
+
+    /// The v1 freezer hierarchy if mounted, else cgroup.freeze of the unified hierarchy.
+    fn freezer(&self) -> Option<Freezer<'_>> {
+        match self.v1.iter().find(|h| h.has("freezer")) {
+            Some(h) => Some(Freezer::V1(&h.dir)),
+            None => self
+                .unified
+                .as_deref()
+                .filter(|d| v2::can_freeze(d))
+                .map(Freezer::V2),
+        }
+    }
+
+    fn no_freezer(&self) -> Error {
+        let unified = match &self.unified {
+            Some(dir) => format!("{} has no cgroup.freeze", dir.display()),
+            None => "no cgroup2 hierarchy is mounted".into(),
+        };
+        Error::sys(
+            format!("no cgroup freezer: no v1 freezer hierarchy is mounted and {unified}"),
+            nix::Error::ENOTSUP,
+        )
+    }
+
+    /// rmdir the cgroup in every hierarchy, sub-cgroups first. A cgroup that is already gone is
+    /// fine. Every hierarchy is tried; the first error is returned.
+    pub fn destroy(&self) -> Result<()> {
+        self.dirs().map(fs::remove_tree).fold(Ok(()), Result::and)
+    }
+}
+
+impl Freezer<'_> {
+    fn set(&self, frozen: bool) -> Result<()> {
+        match (self, frozen) {
+            (Freezer::V1(dir), true) => v1::freeze(dir),
+            (Freezer::V1(dir), false) => v1::thaw(dir),
+            (Freezer::V2(dir), _) => v2::freeze(dir, frozen),
+        }
+    }
+
+    fn is_frozen(&self) -> Result<bool> {
+        match self {
+            Freezer::V1(dir) => v1::is_frozen(dir),
+            Freezer::V2(dir) => v2::is_frozen(dir),
+        }
+    }
+}
+
+/// linux.cgroupsPath as a relative path of plain names; `..`, non-UTF-8 and paths that name the
+/// hierarchy root or the caller's own cgroup (which destroy would then remove) are refused.
+fn clean(path: &Path) -> Result<PathBuf> {
+    let bad = |why: &str| Error::config(format!("linux.cgroupsPath {path:?} {why}"));
+    if path.to_str().is_none() {
+        return Err(bad("is not valid UTF-8"));
+    }
+    let mut inner = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(name) => inner.push(name),
+            Component::ParentDir => return Err(bad("must not contain \"..\"")),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
+    }
+    if inner.as_os_str().is_empty() {
+        return Err(bad("names no cgroup below its parent"));
+    }
+    Ok(inner)
 }
