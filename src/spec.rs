@@ -121,34 +121,6 @@ pub fn validate_id(id: &str) -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        assert!(validate_id("abc-1.2_x+y").is_ok());
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "ä"] {
-            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn versions() {
-        assert!(check_version("1.0.2-dev").is_ok());
-        assert!(check_version("1.3.0").is_ok());
-        assert!(check_version("2.0.0").is_err());
-        assert!(check_version("").is_err());
-    }
-
-    #[test]
-    fn sysctls() {
-        assert_eq!(sysctl_namespace("net.ipv4.ip_forward"), Some(LinuxNamespaceType::Network));
-        assert_eq!(sysctl_namespace("fs.mqueue.msg_max"), Some(LinuxNamespaceType::Ipc));
-        assert_eq!(sysctl_namespace("vm.swappiness"), None);
-    }
-}
-
 /// The config.json `berth spec` writes: runc's default, so bundles made for one run on the other.
 pub fn example(rootless: bool) -> serde_json::Value {
     let caps = serde_json::json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
@@ -218,4 +190,32 @@ pub fn example(rootless: bool) -> serde_json::Value {
         }
     }
     spec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("abc-1.2_x+y").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "ä"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert!(check_version("1.0.2-dev").is_ok());
+        assert!(check_version("1.3.0").is_ok());
+        assert!(check_version("2.0.0").is_err());
+        assert!(check_version("").is_err());
+    }
+
+    #[test]
+    fn sysctls() {
+        assert_eq!(sysctl_namespace("net.ipv4.ip_forward"), Some(LinuxNamespaceType::Network));
+        assert_eq!(sysctl_namespace("fs.mqueue.msg_max"), Some(LinuxNamespaceType::Ipc));
+        assert_eq!(sysctl_namespace("vm.swappiness"), None);
+    }
 }
