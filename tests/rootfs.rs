@@ -185,7 +185,7 @@ fn full_flow_with_pivot() {
                 {"path": "/dev/sub/fifo", "type": "p", "fileMode": 0o640},
             ],
             "maskedPaths": ["/proc/kcore", "/proc/timer_list", "/sys/firmware", "/proc/does-not-exist"],
-            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger", "/nope"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger", "/proc/fs", "/nope"],
         }),
         true,
     );
@@ -235,7 +235,8 @@ fn full_flow_with_pivot() {
         let (o, t, _) = mount_at("/sys/firmware")?;
         ensure(t == "tmpfs" && has_opt(&o, "ro"), format!("/sys/firmware: {o} {t}"))?;
         ensure(fs::read_dir("/sys/firmware").map_err(|e| e.to_string())?.next().is_none(), "/sys/firmware not empty")?;
-        for p in ["/proc/sys", "/proc/sysrq-trigger"] {
+        // /proc/sysrq-trigger and /nope do not exist here: skipped.
+        for p in ["/proc/sys", "/proc/fs"] {
             let (o, ..) = mount_at(p)?;
             ensure(["ro", "nosuid", "nodev", "noexec"].iter().all(|f| has_opt(&o, f)), format!("{p}: {o}"))?;
         }
