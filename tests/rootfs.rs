@@ -126,7 +126,7 @@ fn mount_at(point: &str) -> Result<(String, String, String), String> {
             let r: Vec<&str> = right.split(' ').collect();
             (f[4] == point).then(|| (f[5].to_string(), r[0].to_string(), r.get(2).unwrap_or(&"").to_string()))
         })
-        .last()
+        .next_back()
         .ok_or_else(|| format!("{point} is not a mount point"))
 }
 
@@ -215,6 +215,11 @@ fn full_flow_with_pivot() {
         ensure(has_opt(&mount_at("/sys")?.0, "ro"), "/sys not ro")?;
         let (o, t, _) = mount_at("/sys/fs/cgroup")?;
         ensure(has_opt(&o, "ro") && (t == "cgroup2" || t == "tmpfs"), format!("/sys/fs/cgroup: {o} {t}"))?;
+        if t == "tmpfs" {
+            // v1/hybrid host: each hierarchy is bound under the tmpfs, read-only.
+            let (o, t, _) = mount_at("/sys/fs/cgroup/memory")?;
+            ensure(t == "cgroup" && has_opt(&o, "ro"), format!("/sys/fs/cgroup/memory: {o} {t}"))?;
+        }
         // /dev
         for (p, maj, min) in [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)] {
             char_dev(p, maj, min, 0o666)?;

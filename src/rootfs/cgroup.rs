@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 
-use super::mount::{bind_fd, remount_bind, MountOptions};
+use super::mount::{bind_fd, data_string, remount_bind, MountOptions};
 use super::mountinfo;
 use super::paths::{self, Kind};
 
@@ -18,10 +18,8 @@ const HOST_CGROUP: &str = "/sys/fs/cgroup";
 /// Mount a cgroup filesystem at `dest` inside `root`; returns an fd of the new mount.
 pub(crate) fn mount_cgroup(root: BorrowedFd, dest: &Path, o: &MountOptions) -> nix::Result<OwnedFd> {
     let target = paths::create(root, dest, Kind::Dir)?;
-    let data = o.data.join(",");
-    let data = (!data.is_empty()).then_some(data.as_str());
     if statfs(HOST_CGROUP)?.filesystem_type() == CGROUP2_SUPER_MAGIC {
-        mount(Some("cgroup"), paths::fd_path(&target).as_str(), Some("cgroup2"), o.flags, data)?;
+        mount(Some("cgroup"), paths::fd_path(&target).as_str(), Some("cgroup2"), o.flags, data_string(&o.data).as_deref())?;
         return paths::open(root, dest);
     }
     // Writable until the hierarchies are in; made read-only at the end if asked.

@@ -192,31 +192,39 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         .map_err(|e| Error::config(format!("mounts[{index}].options: {e}")))?;
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
-    let source = m.source().as_deref().map(Path::to_path_buf);
-    let shown = source.as_deref().map(Path::display).map(|s| s.to_string());
-    let what = || format!("mount {} on {}", shown.as_deref().unwrap_or(typ), dest.display());
+    let source = m.source().as_deref();
+    let what = || format!("mount {} on {}", source.map_or(typ.into(), |s| s.display().to_string()), dest.display());
 
     let target = if typ == "cgroup" {
         cgroup::mount_cgroup(root, dest, &o).ctx(what)?
     } else if o.is_bind() || typ == "bind" {
         let source = source.ok_or_else(|| Error::config(format!("mounts[{index}].source: required for a bind mount")))?;
-        bind(opts, root, &source, dest, o.flags, &o.cleared).ctx(what)?
+        bind(opts, root, source, dest, o.flags, o.cleared).ctx(what)?
     } else if typ == "sysfs" && opts.new_userns && !has_namespace(opts.spec, LinuxNamespaceType::Network) {
         // A new user namespace without its own network namespace may not mount sysfs.
-        bind(opts, root, Path::new("/sys"), dest, o.flags | MsFlags::MS_BIND | MsFlags::MS_REC, &o.cleared).ctx(what)?
+        bind(opts, root, Path::new("/sys"), dest, o.flags | MsFlags::MS_BIND | MsFlags::MS_REC, o.cleared).ctx(what)?
     } else {
         let target = paths::create(root, dest, Kind::Dir).ctx(what)?;
-        let data = o.data.join(",");
-        let src = shown.as_deref().unwrap_or(typ);
-        let data = (!data.is_empty()).then_some(data.as_str());
-        mount(Some(src), paths::fd_path(&target).as_str(), Some(typ), o.flags, data).ctx(what)?;
+        let mut data = o.data.clone();
+        if typ == "tmpfs" {
+            // Like runc, a tmpfs keeps the mode of the directory it covers unless mode= says otherwise.
+            let mode = fstat(&target).ctx(what)?.st_mode & 0o7777;
+            data.insert(0, format!("mode={mode:04o}"));
+        }
+        let src = source.unwrap_or(Path::new(typ));
+        mount(Some(src), paths::fd_path(&target).as_str(), Some(typ), o.flags, data_string(&data).as_deref()).ctx(what)?;
         paths::open(root, dest).ctx(what)?
     };
     apply_propagation_and_attrs(&target, &o).ctx(what)
 }
 
+/// Filesystem data options as mount(2)'s data string, None if there are none.
+pub(crate) fn data_string(data: &[String]) -> Option<String> {
+    (!data.is_empty()).then(|| data.join(","))
+}
+
 /// Apply the propagation changes and recursive attributes of `o` to the mount at `target`.
-pub(crate) fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) -> nix::Result<()> {
+fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) -> nix::Result<()> {
     for p in &o.propagation {
         mount(None::<&str>, paths::fd_path(target).as_str(), None::<&str>, *p, None::<&str>)?;
     }
@@ -229,7 +237,7 @@ pub(crate) fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) ->
 /// Bind `source` (host path, bundle-relative if relative, resolved in-root if it lies inside the
 /// rootfs) onto `dest` inside the rootfs, then remount with `flags` if it asks for more than a
 /// plain bind. Returns an fd of the new mount.
-fn bind(opts: &Options, root: BorrowedFd, source: &Path, dest: &Path, flags: MsFlags, cleared: &MsFlags) -> nix::Result<OwnedFd> {
+fn bind(opts: &Options, root: BorrowedFd, source: &Path, dest: &Path, flags: MsFlags, cleared: MsFlags) -> nix::Result<OwnedFd> {
     let host: PathBuf = if source.is_absolute() { source.to_path_buf() } else { opts.bundle.join(source) };
     let src = match host.strip_prefix(opts.rootfs) {
         Ok(inner) => paths::open(root, inner)?,
@@ -241,7 +249,7 @@ fn bind(opts: &Options, root: BorrowedFd, source: &Path, dest: &Path, flags: MsF
     let target = paths::open(root, dest)?;
     let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
-        remount_bind(&target, extra, *cleared)?;
+        remount_bind(&target, extra, cleared)?;
     }
     Ok(target)
 }
