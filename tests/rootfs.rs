@@ -130,6 +130,13 @@ fn mount_at(point: &str) -> Result<(String, String, String), String> {
         .ok_or_else(|| format!("{point} is not a mount point"))
 }
 
+/// Whether the topmost mount at `point` has shared propagation.
+fn shared(point: &str) -> Result<bool, String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let line = info.lines().filter(|l| l.split(' ').nth(4) == Some(point)).next_back();
+    Ok(line.ok_or_else(|| format!("{point} is not a mount point"))?.split(" - ").next().unwrap_or_default().contains(" shared:"))
+}
+
 fn has_opt(opts: &str, o: &str) -> bool {
     opts.split(',').any(|x| x == o)
 }
@@ -164,6 +171,8 @@ fn full_flow_with_pivot() {
     // /var/run -> /run, with /run missing: the mount must land on <rootfs>/run.
     fs::create_dir_all(b.rootfs().join("var")).unwrap();
     std::os::unix::fs::symlink("/run", b.rootfs().join("var/run")).unwrap();
+    fs::create_dir(b.rootfs().join("sticky")).unwrap();
+    fs::set_permissions(b.rootfs().join("sticky"), fs::Permissions::from_mode(0o1777)).unwrap();
     let spec = spec(
         &b,
         json!([
@@ -178,6 +187,8 @@ fn full_flow_with_pivot() {
             {"destination": "/etc/hostfile", "type": "bind", "source": host.join("file"), "options": ["bind"]},
             {"destination": "/etc/relative", "source": "relative", "options": ["bind", "ro"]},
             {"destination": "/var/run", "type": "tmpfs", "source": "tmpfs", "options": ["nodev"]},
+            {"destination": "/sticky", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/mnt/shared", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]},
         ]),
         json!({
             "devices": [
@@ -198,6 +209,7 @@ fn full_flow_with_pivot() {
         ensure(std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"), "cwd is not /")?;
         let (o, t, s) = mount_at("/mnt/small")?;
         ensure(has_opt(&o, "ro") && has_opt(&o, "nosuid") && t == "tmpfs" && has_opt(&s, "size=65536k"), format!("/mnt/small: {o} {t} {s}"))?;
+        ensure(shared("/mnt/shared")? && !shared("/mnt/small")?, "propagation option not applied")?;
         let (o, ..) = mount_at("/data")?;
         ensure(has_opt(&o, "ro") && has_opt(&o, "nosuid"), format!("/data: {o}"))?;
         ensure(fs::read_to_string("/data/hello").map_err(|e| e.to_string())? == "hi", "/data/hello")?;
@@ -209,6 +221,8 @@ fn full_flow_with_pivot() {
         ensure(fs::read_to_string("/etc/relative").map_err(|e| e.to_string())? == "from bundle", "/etc/relative")?;
         ensure(has_opt(&mount_at("/run")?.0, "nodev"), "/run")?;
         ensure(mount_at("/var/run").is_err(), "/var/run mounted on the symlink")?;
+        let mode = fs::metadata("/sticky").map_err(|e| e.to_string())?.permissions().mode() & 0o7777;
+        ensure(mount_at("/sticky")?.1 == "tmpfs" && mode == 0o1777, format!("/sticky mode {mode:o}"))?;
         let (o, t, s) = mount_at("/dev/pts")?;
         ensure(t == "devpts" && has_opt(&o, "noexec") && has_opt(&s, "ptmxmode=666"), format!("/dev/pts: {o} {t} {s}"))?;
         // sysfs and the cgroup tree (v2 mount or v1 tmpfs + binds, depending on the host).
@@ -314,6 +328,24 @@ fn no_pivot_and_user_namespace_fallbacks() {
         char_dev("/proc/keys", 1, 3, 0o666)?;
         link("/dev/ptmx", "pts/ptmx")?;
         ensure(fs::symlink_metadata("/dev/core").is_ok(), "/dev/core missing")
+    })
+    .unwrap();
+}
+
+#[test]
+fn shared_root_propagation() {
+    let b = Bundle::new("shared");
+    let spec = spec(
+        &b,
+        json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+        ]),
+        json!({"rootfsPropagation": "rshared"}),
+        false,
+    );
+    run(&b, &spec, false, false, || Ok(()), || {
+        // pivot_root worked despite the shared root, and / ends up shared as configured.
+        ensure(shared("/")?, "/ is not shared")
     })
     .unwrap();
 }
