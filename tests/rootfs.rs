@@ -116,25 +116,25 @@ fn ensure(ok: bool, what: impl std::fmt::Display) -> Check {
     if ok { Ok(()) } else { Err(what.to_string()) }
 }
 
+/// The /proc/self/mountinfo line of the topmost mount at `point`.
+fn mount_line(point: &str) -> Result<String, String> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
+    let line = info.lines().rfind(|l| l.split(' ').nth(4) == Some(point));
+    line.map(str::to_string).ok_or_else(|| format!("{point} is not a mount point"))
+}
+
 /// (mount options, fs type, super options) of the topmost mount at `point`.
 fn mount_at(point: &str) -> Result<(String, String, String), String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    info.lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let f: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            (f[4] == point).then(|| (f[5].to_string(), r[0].to_string(), r.get(2).unwrap_or(&"").to_string()))
-        })
-        .next_back()
-        .ok_or_else(|| format!("{point} is not a mount point"))
+    let line = mount_line(point)?;
+    let (left, right) = line.split_once(" - ").ok_or("bad mountinfo line")?;
+    let r: Vec<&str> = right.split(' ').collect();
+    let opts = left.split(' ').nth(5).unwrap_or_default();
+    Ok((opts.to_string(), r[0].to_string(), r.get(2).unwrap_or(&"").to_string()))
 }
 
 /// Whether the topmost mount at `point` has shared propagation.
 fn shared(point: &str) -> Result<bool, String> {
-    let info = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
-    let line = info.lines().filter(|l| l.split(' ').nth(4) == Some(point)).next_back();
-    Ok(line.ok_or_else(|| format!("{point} is not a mount point"))?.split(" - ").next().unwrap_or_default().contains(" shared:"))
+    Ok(mount_line(point)?.split(" - ").next().unwrap_or_default().contains(" shared:"))
 }
 
 fn has_opt(opts: &str, o: &str) -> bool {
@@ -348,6 +348,15 @@ fn shared_root_propagation() {
         ensure(shared("/")?, "/ is not shared")
     })
     .unwrap();
+}
+
+#[test]
+fn symlink_loop_is_an_error() {
+    let b = Bundle::new("loop");
+    std::os::unix::fs::symlink("/loop", b.rootfs().join("loop")).unwrap();
+    let spec = spec(&b, json!([{"destination": "/loop/x", "type": "tmpfs", "source": "tmpfs"}]), json!({}), false);
+    let err = run(&b, &spec, false, false, || Ok(()), || Ok(())).unwrap_err();
+    assert!(err.contains("prepare: mount tmpfs on /loop/x: ELOOP"), "{err}");
 }
 
 #[test]
