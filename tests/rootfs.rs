@@ -42,7 +42,9 @@ impl Bundle {
         for applet in ["sh", "ls", "cat", "test"] {
             std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
         }
-        Bundle { dir: fs::canonicalize(&dir).unwrap() }
+        Bundle {
+            dir: fs::canonicalize(&dir).unwrap(),
+        }
     }
     fn rootfs(&self) -> PathBuf {
         self.dir.join("rootfs")
@@ -70,7 +72,14 @@ fn spec(b: &Bundle, mounts: Value, linux: Value, readonly: bool) -> Spec {
 
 /// Run `before` (still on the host view, new mount ns), then prepare/pivot/finalize, then `check`
 /// inside the container, all in a forked child. Returns the child's failure text, if any.
-fn run(b: &Bundle, spec: &Spec, no_pivot: bool, new_userns: bool, before: impl Fn() -> Check, check: impl Fn() -> Check) -> Check {
+fn run(
+    b: &Bundle,
+    spec: &Spec,
+    no_pivot: bool,
+    new_userns: bool,
+    before: impl Fn() -> Check,
+    check: impl Fn() -> Check,
+) -> Check {
     let (rd, wr) = pipe().unwrap();
     // SAFETY: the child only runs this test's code and leaves with _exit, never returning into
     // the test harness.
@@ -79,11 +88,23 @@ fn run(b: &Bundle, spec: &Spec, no_pivot: bool, new_userns: bool, before: impl F
             drop(rd);
             let res = (|| -> Check {
                 unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare: {e}"))?;
-                mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-                    .map_err(|e| format!("make / rprivate: {e}"))?;
+                mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .map_err(|e| format!("make / rprivate: {e}"))?;
                 before()?;
                 let rootfs = b.rootfs();
-                let opts = Options { spec, rootfs: &rootfs, bundle: &b.dir, no_pivot, new_userns };
+                let opts = Options {
+                    spec,
+                    rootfs: &rootfs,
+                    bundle: &b.dir,
+                    no_pivot,
+                    new_userns,
+                };
                 rootfs::prepare(&opts).map_err(|e| format!("prepare: {e}"))?;
                 rootfs::pivot(&opts).map_err(|e| format!("pivot: {e}"))?;
                 rootfs::finalize(&opts).map_err(|e| format!("finalize: {e}"))?;
@@ -113,14 +134,19 @@ fn run(b: &Bundle, spec: &Spec, no_pivot: bool, new_userns: bool, before: impl F
 }
 
 fn ensure(ok: bool, what: impl std::fmt::Display) -> Check {
-    if ok { Ok(()) } else { Err(what.to_string()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(what.to_string())
+    }
 }
 
 /// The /proc/self/mountinfo line of the topmost mount at `point`.
 fn mount_line(point: &str) -> Result<String, String> {
     let info = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
     let line = info.lines().rfind(|l| l.split(' ').nth(4) == Some(point));
-    line.map(str::to_string).ok_or_else(|| format!("{point} is not a mount point"))
+    line.map(str::to_string)
+        .ok_or_else(|| format!("{point} is not a mount point"))
 }
 
 /// (mount options, fs type, super options) of the topmost mount at `point`.
@@ -129,12 +155,20 @@ fn mount_at(point: &str) -> Result<(String, String, String), String> {
     let (left, right) = line.split_once(" - ").ok_or("bad mountinfo line")?;
     let r: Vec<&str> = right.split(' ').collect();
     let opts = left.split(' ').nth(5).unwrap_or_default();
-    Ok((opts.to_string(), r[0].to_string(), r.get(2).unwrap_or(&"").to_string()))
+    Ok((
+        opts.to_string(),
+        r[0].to_string(),
+        r.get(2).unwrap_or(&"").to_string(),
+    ))
 }
 
 /// Whether the topmost mount at `point` has shared propagation.
 fn shared(point: &str) -> Result<bool, String> {
-    Ok(mount_line(point)?.split(" - ").next().unwrap_or_default().contains(" shared:"))
+    Ok(mount_line(point)?
+        .split(" - ")
+        .next()
+        .unwrap_or_default()
+        .contains(" shared:"))
 }
 
 fn has_opt(opts: &str, o: &str) -> bool {
@@ -143,14 +177,26 @@ fn has_opt(opts: &str, o: &str) -> bool {
 
 fn char_dev(path: &str, maj: u64, min: u64, mode: u32) -> Check {
     let m = fs::symlink_metadata(path).map_err(|e| format!("stat {path}: {e}"))?;
-    ensure(m.file_type().is_char_device(), format!("{path} is not a char device"))?;
-    ensure((major(m.rdev()), minor(m.rdev())) == (maj, min), format!("{path} is {}:{}", major(m.rdev()), minor(m.rdev())))?;
-    ensure(m.permissions().mode() & 0o7777 == mode, format!("{path} mode {:o}", m.permissions().mode()))
+    ensure(
+        m.file_type().is_char_device(),
+        format!("{path} is not a char device"),
+    )?;
+    ensure(
+        (major(m.rdev()), minor(m.rdev())) == (maj, min),
+        format!("{path} is {}:{}", major(m.rdev()), minor(m.rdev())),
+    )?;
+    ensure(
+        m.permissions().mode() & 0o7777 == mode,
+        format!("{path} mode {:o}", m.permissions().mode()),
+    )
 }
 
 fn link(path: &str, target: &str) -> Check {
     let t = fs::read_link(path).map_err(|e| format!("readlink {path}: {e}"))?;
-    ensure(t == Path::new(target), format!("{path} -> {t:?}, want {target}"))
+    ensure(
+        t == Path::new(target),
+        format!("{path} -> {t:?}, want {target}"),
+    )
 }
 
 fn erofs(path: &str) -> Check {
@@ -172,7 +218,11 @@ fn full_flow_with_pivot() {
     fs::create_dir_all(b.rootfs().join("var")).unwrap();
     std::os::unix::fs::symlink("/run", b.rootfs().join("var/run")).unwrap();
     fs::create_dir(b.rootfs().join("sticky")).unwrap();
-    fs::set_permissions(b.rootfs().join("sticky"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::set_permissions(
+        b.rootfs().join("sticky"),
+        fs::Permissions::from_mode(0o1777),
+    )
+    .unwrap();
     let spec = spec(
         &b,
         json!([
@@ -203,46 +253,109 @@ fn full_flow_with_pivot() {
     let sub = host.join("data/sub");
     let before = || {
         // A submount in the bind source: rro must reach it, ro must not.
-        mount(Some("tmpfs"), &sub, Some("tmpfs"), MsFlags::empty(), None::<&str>).map_err(|e| format!("mount sub: {e}"))
+        mount(
+            Some("tmpfs"),
+            &sub,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .map_err(|e| format!("mount sub: {e}"))
     };
     run(&b, &spec, false, false, before, || {
-        ensure(std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"), "cwd is not /")?;
+        ensure(
+            std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+            "cwd is not /",
+        )?;
         let (o, t, s) = mount_at("/mnt/small")?;
-        ensure(has_opt(&o, "ro") && has_opt(&o, "nosuid") && t == "tmpfs" && has_opt(&s, "size=65536k"), format!("/mnt/small: {o} {t} {s}"))?;
-        ensure(shared("/mnt/shared")? && !shared("/mnt/small")?, "propagation option not applied")?;
+        ensure(
+            has_opt(&o, "ro")
+                && has_opt(&o, "nosuid")
+                && t == "tmpfs"
+                && has_opt(&s, "size=65536k"),
+            format!("/mnt/small: {o} {t} {s}"),
+        )?;
+        ensure(
+            shared("/mnt/shared")? && !shared("/mnt/small")?,
+            "propagation option not applied",
+        )?;
         let (o, ..) = mount_at("/data")?;
-        ensure(has_opt(&o, "ro") && has_opt(&o, "nosuid"), format!("/data: {o}"))?;
-        ensure(fs::read_to_string("/data/hello").map_err(|e| e.to_string())? == "hi", "/data/hello")?;
+        ensure(
+            has_opt(&o, "ro") && has_opt(&o, "nosuid"),
+            format!("/data: {o}"),
+        )?;
+        ensure(
+            fs::read_to_string("/data/hello").map_err(|e| e.to_string())? == "hi",
+            "/data/hello",
+        )?;
         erofs("/data/new")?;
         // A plain bind leaves the submount out; rbind takes it, and rro makes it read-only too.
         ensure(mount_at("/data/sub").is_err(), "/data/sub is a mount point")?;
-        ensure(has_opt(&mount_at("/rdata/sub")?.0, "ro"), "/rdata/sub is not ro")?;
-        ensure(fs::read_to_string("/etc/hostfile").map_err(|e| e.to_string())? == "host file", "/etc/hostfile")?;
-        ensure(fs::read_to_string("/etc/relative").map_err(|e| e.to_string())? == "from bundle", "/etc/relative")?;
+        ensure(
+            has_opt(&mount_at("/rdata/sub")?.0, "ro"),
+            "/rdata/sub is not ro",
+        )?;
+        ensure(
+            fs::read_to_string("/etc/hostfile").map_err(|e| e.to_string())? == "host file",
+            "/etc/hostfile",
+        )?;
+        ensure(
+            fs::read_to_string("/etc/relative").map_err(|e| e.to_string())? == "from bundle",
+            "/etc/relative",
+        )?;
         ensure(has_opt(&mount_at("/run")?.0, "nodev"), "/run")?;
-        ensure(mount_at("/var/run").is_err(), "/var/run mounted on the symlink")?;
-        let mode = fs::metadata("/sticky").map_err(|e| e.to_string())?.permissions().mode() & 0o7777;
-        ensure(mount_at("/sticky")?.1 == "tmpfs" && mode == 0o1777, format!("/sticky mode {mode:o}"))?;
+        ensure(
+            mount_at("/var/run").is_err(),
+            "/var/run mounted on the symlink",
+        )?;
+        let mode = fs::metadata("/sticky")
+            .map_err(|e| e.to_string())?
+            .permissions()
+            .mode()
+            & 0o7777;
+        ensure(
+            mount_at("/sticky")?.1 == "tmpfs" && mode == 0o1777,
+            format!("/sticky mode {mode:o}"),
+        )?;
         let (o, t, s) = mount_at("/dev/pts")?;
-        ensure(t == "devpts" && has_opt(&o, "noexec") && has_opt(&s, "ptmxmode=666"), format!("/dev/pts: {o} {t} {s}"))?;
+        ensure(
+            t == "devpts" && has_opt(&o, "noexec") && has_opt(&s, "ptmxmode=666"),
+            format!("/dev/pts: {o} {t} {s}"),
+        )?;
         // sysfs and the cgroup tree (v2 mount or v1 tmpfs + binds, depending on the host).
         ensure(has_opt(&mount_at("/sys")?.0, "ro"), "/sys not ro")?;
         let (o, t, _) = mount_at("/sys/fs/cgroup")?;
-        ensure(has_opt(&o, "ro") && (t == "cgroup2" || t == "tmpfs"), format!("/sys/fs/cgroup: {o} {t}"))?;
+        ensure(
+            has_opt(&o, "ro") && (t == "cgroup2" || t == "tmpfs"),
+            format!("/sys/fs/cgroup: {o} {t}"),
+        )?;
         if t == "tmpfs" {
             // v1/hybrid host: each hierarchy is bound under the tmpfs, read-only.
             let (o, t, _) = mount_at("/sys/fs/cgroup/memory")?;
-            ensure(t == "cgroup" && has_opt(&o, "ro"), format!("/sys/fs/cgroup/memory: {o} {t}"))?;
+            ensure(
+                t == "cgroup" && has_opt(&o, "ro"),
+                format!("/sys/fs/cgroup/memory: {o} {t}"),
+            )?;
         }
         // /dev
-        for (p, maj, min) in [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)] {
+        for (p, maj, min) in [
+            ("/dev/null", 1, 3),
+            ("/dev/zero", 1, 5),
+            ("/dev/full", 1, 7),
+            ("/dev/random", 1, 8),
+            ("/dev/urandom", 1, 9),
+            ("/dev/tty", 5, 0),
+        ] {
             char_dev(p, maj, min, 0o666)?;
         }
         char_dev("/dev/fuse", 10, 229, 0o600)?;
         let m = fs::metadata("/dev/fuse").map_err(|e| e.to_string())?;
         ensure((m.uid(), m.gid()) == (1000, 1000), "/dev/fuse owner")?;
         let m = fs::metadata("/dev/sub/fifo").map_err(|e| e.to_string())?;
-        ensure(m.file_type().is_fifo() && m.permissions().mode() & 0o777 == 0o640, "/dev/sub/fifo")?;
+        ensure(
+            m.file_type().is_fifo() && m.permissions().mode() & 0o777 == 0o640,
+            "/dev/sub/fifo",
+        )?;
         link("/dev/fd", "/proc/self/fd")?;
         link("/dev/stdin", "/proc/self/fd/0")?;
         link("/dev/stdout", "/proc/self/fd/1")?;
@@ -250,14 +363,29 @@ fn full_flow_with_pivot() {
         link("/dev/core", "/proc/kcore")?;
         link("/dev/ptmx", "pts/ptmx")?;
         // masked and read-only paths
-        char_dev("/proc/timer_list", 1, 3, 0o666).map_err(|e| format!("/proc/timer_list not masked: {e}"))?;
+        char_dev("/proc/timer_list", 1, 3, 0o666)
+            .map_err(|e| format!("/proc/timer_list not masked: {e}"))?;
         let (o, t, _) = mount_at("/sys/firmware")?;
-        ensure(t == "tmpfs" && has_opt(&o, "ro"), format!("/sys/firmware: {o} {t}"))?;
-        ensure(fs::read_dir("/sys/firmware").map_err(|e| e.to_string())?.next().is_none(), "/sys/firmware not empty")?;
+        ensure(
+            t == "tmpfs" && has_opt(&o, "ro"),
+            format!("/sys/firmware: {o} {t}"),
+        )?;
+        ensure(
+            fs::read_dir("/sys/firmware")
+                .map_err(|e| e.to_string())?
+                .next()
+                .is_none(),
+            "/sys/firmware not empty",
+        )?;
         // /proc/sysrq-trigger and /nope do not exist here: skipped.
         for p in ["/proc/sys", "/proc/fs"] {
             let (o, ..) = mount_at(p)?;
-            ensure(["ro", "nosuid", "nodev", "noexec"].iter().all(|f| has_opt(&o, f)), format!("{p}: {o}"))?;
+            ensure(
+                ["ro", "nosuid", "nodev", "noexec"]
+                    .iter()
+                    .all(|f| has_opt(&o, f)),
+                format!("{p}: {o}"),
+            )?;
         }
         // read-only root, and busybox runs in it
         ensure(has_opt(&mount_at("/")?.0, "ro"), "/ is not ro")?;
@@ -266,7 +394,10 @@ fn full_flow_with_pivot() {
             .args(["-c", "test -c /dev/null && ls /data"])
             .output()
             .map_err(|e| format!("run sh: {e}"))?;
-        ensure(String::from_utf8_lossy(&out.stdout).contains("hello"), format!("sh: {out:?}"))
+        ensure(
+            String::from_utf8_lossy(&out.stdout).contains("hello"),
+            format!("sh: {out:?}"),
+        )
     })
     .unwrap();
 }
@@ -277,7 +408,11 @@ fn symlinks_out_of_the_rootfs_stay_inside() {
     let tag = b.dir.file_name().unwrap().to_string_lossy().to_string();
     let rel_out = format!("/tmp/{tag}-rel");
     let abs_out = format!("/tmp/{tag}-abs");
-    std::os::unix::fs::symlink(format!("../../../../../../..{rel_out}"), b.rootfs().join("rel")).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../../../../../..{rel_out}"),
+        b.rootfs().join("rel"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(&abs_out, b.rootfs().join("abs")).unwrap();
     fs::write(b.host().join("file"), "f").unwrap();
     let spec = spec(
@@ -291,16 +426,43 @@ fn symlinks_out_of_the_rootfs_stay_inside() {
         false,
     );
     let (rel_in, abs_in) = (format!("{rel_out}/sub"), format!("{abs_out}/file"));
-    run(&b, &spec, false, false, || Ok(()), || {
-        // Both resolved inside the rootfs.
-        ensure(mount_at(&rel_in)?.1 == "tmpfs", format!("{rel_in} is not tmpfs"))?;
-        ensure(fs::read_to_string(&abs_in).map_err(|e| format!("{abs_in}: {e}"))? == "f", "bind content")
-    })
+    run(
+        &b,
+        &spec,
+        false,
+        false,
+        || Ok(()),
+        || {
+            // Both resolved inside the rootfs.
+            ensure(
+                mount_at(&rel_in)?.1 == "tmpfs",
+                format!("{rel_in} is not tmpfs"),
+            )?;
+            ensure(
+                fs::read_to_string(&abs_in).map_err(|e| format!("{abs_in}: {e}"))? == "f",
+                "bind content",
+            )
+        },
+    )
     .unwrap();
-    assert!(!Path::new(&rel_out).exists(), "{rel_out} created on the host");
-    assert!(!Path::new(&abs_out).exists(), "{abs_out} created on the host");
-    assert!(b.rootfs().join(rel_out.trim_start_matches('/')).join("sub").is_dir());
-    assert!(b.rootfs().join(abs_out.trim_start_matches('/')).join("file").is_file());
+    assert!(
+        !Path::new(&rel_out).exists(),
+        "{rel_out} created on the host"
+    );
+    assert!(
+        !Path::new(&abs_out).exists(),
+        "{abs_out} created on the host"
+    );
+    assert!(b
+        .rootfs()
+        .join(rel_out.trim_start_matches('/'))
+        .join("sub")
+        .is_dir());
+    assert!(b
+        .rootfs()
+        .join(abs_out.trim_start_matches('/'))
+        .join("file")
+        .is_file());
 }
 
 #[test]
@@ -316,19 +478,38 @@ fn no_pivot_and_user_namespace_fallbacks() {
         false,
     );
     // new_userns without a network namespace: devices are bind mounts and sysfs is the host's /sys.
-    run(&b, &spec, true, true, || Ok(()), || {
-        ensure(std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"), "cwd is not /")?;
-        ensure(Path::new("/bin/busybox").is_file(), "no /bin/busybox")?;
-        char_dev("/dev/null", 1, 3, 0o666)?;
-        mount_at("/dev/null")?;
-        mount_at("/dev/tty")?;
-        let (o, t, _) = mount_at("/sys")?;
-        ensure(t == "sysfs" && has_opt(&o, "ro") && has_opt(&o, "nosuid"), format!("/sys: {o} {t}"))?;
-        ensure(Path::new("/sys/fs/cgroup").is_dir(), "/sys is not recursively bound")?;
-        char_dev("/proc/keys", 1, 3, 0o666)?;
-        link("/dev/ptmx", "pts/ptmx")?;
-        ensure(fs::symlink_metadata("/dev/core").is_ok(), "/dev/core missing")
-    })
+    run(
+        &b,
+        &spec,
+        true,
+        true,
+        || Ok(()),
+        || {
+            ensure(
+                std::env::current_dir().map_err(|e| e.to_string())? == Path::new("/"),
+                "cwd is not /",
+            )?;
+            ensure(Path::new("/bin/busybox").is_file(), "no /bin/busybox")?;
+            char_dev("/dev/null", 1, 3, 0o666)?;
+            mount_at("/dev/null")?;
+            mount_at("/dev/tty")?;
+            let (o, t, _) = mount_at("/sys")?;
+            ensure(
+                t == "sysfs" && has_opt(&o, "ro") && has_opt(&o, "nosuid"),
+                format!("/sys: {o} {t}"),
+            )?;
+            ensure(
+                Path::new("/sys/fs/cgroup").is_dir(),
+                "/sys is not recursively bound",
+            )?;
+            char_dev("/proc/keys", 1, 3, 0o666)?;
+            link("/dev/ptmx", "pts/ptmx")?;
+            ensure(
+                fs::symlink_metadata("/dev/core").is_ok(),
+                "/dev/core missing",
+            )
+        },
+    )
     .unwrap();
 }
 
@@ -343,10 +524,17 @@ fn shared_root_propagation() {
         json!({"rootfsPropagation": "rshared"}),
         false,
     );
-    run(&b, &spec, false, false, || Ok(()), || {
-        // pivot_root worked despite the shared root, and / ends up shared as configured.
-        ensure(shared("/")?, "/ is not shared")
-    })
+    run(
+        &b,
+        &spec,
+        false,
+        false,
+        || Ok(()),
+        || {
+            // pivot_root worked despite the shared root, and / ends up shared as configured.
+            ensure(shared("/")?, "/ is not shared")
+        },
+    )
     .unwrap();
 }
 
@@ -354,17 +542,32 @@ fn shared_root_propagation() {
 fn symlink_loop_is_an_error() {
     let b = Bundle::new("loop");
     std::os::unix::fs::symlink("/loop", b.rootfs().join("loop")).unwrap();
-    let spec = spec(&b, json!([{"destination": "/loop/x", "type": "tmpfs", "source": "tmpfs"}]), json!({}), false);
+    let spec = spec(
+        &b,
+        json!([{"destination": "/loop/x", "type": "tmpfs", "source": "tmpfs"}]),
+        json!({}),
+        false,
+    );
     let err = run(&b, &spec, false, false, || Ok(()), || Ok(())).unwrap_err();
-    assert!(err.contains("prepare: mount tmpfs on /loop/x: ELOOP"), "{err}");
+    assert!(
+        err.contains("prepare: mount tmpfs on /loop/x: ELOOP"),
+        "{err}"
+    );
 }
 
 #[test]
 fn validate_rejects_bad_config() {
     let b = Bundle::new("validate");
-    let err = |mounts: Value, linux: Value| rootfs::validate(&spec(&b, mounts, linux, false)).unwrap_err().to_string();
+    let err = |mounts: Value, linux: Value| {
+        rootfs::validate(&spec(&b, mounts, linux, false))
+            .unwrap_err()
+            .to_string()
+    };
     assert_eq!(
-        err(json!([{"destination": "/a", "type": "tmpfs"}, {"destination": "/b", "type": "tmpfs", "options": ["ro", "foo"]}]), json!({})),
+        err(
+            json!([{"destination": "/a", "type": "tmpfs"}, {"destination": "/b", "type": "tmpfs", "options": ["ro", "foo"]}]),
+            json!({})
+        ),
         "invalid configuration: mounts[1].options: unknown option \"foo\""
     );
     assert_eq!(
@@ -372,7 +575,10 @@ fn validate_rejects_bad_config() {
         "invalid configuration: mounts[0].destination: \"rel\" is not absolute"
     );
     assert_eq!(
-        err(json!([{"destination": "/x", "options": ["bind"]}]), json!({})),
+        err(
+            json!([{"destination": "/x", "options": ["bind"]}]),
+            json!({})
+        ),
         "invalid configuration: mounts[0].source: required for a bind mount"
     );
     assert_eq!(
@@ -383,6 +589,11 @@ fn validate_rejects_bad_config() {
         err(json!([]), json!({"maskedPaths": ["proc/kcore"]})),
         "invalid configuration: linux.maskedPaths[0]: \"proc/kcore\" is not absolute"
     );
-    let ok = spec(&b, json!([{"destination": "/t", "type": "tmpfs", "options": ["mode=755", "size=1m", "rnoexec", "rslave"]}]), json!({}), false);
+    let ok = spec(
+        &b,
+        json!([{"destination": "/t", "type": "tmpfs", "options": ["mode=755", "size=1m", "rnoexec", "rslave"]}]),
+        json!({}),
+        false,
+    );
     rootfs::validate(&ok).unwrap();
 }

@@ -5,9 +5,9 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::AtFlags;
 use nix::sys::stat::{makedev, mknodat, umask, Mode, SFlag};
 use nix::unistd::{fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
-use nix::fcntl::AtFlags;
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
 use super::mount::bind_fd;
@@ -39,8 +39,14 @@ struct Device {
 pub(crate) fn needs_setup(spec: &Spec) -> bool {
     !spec.mounts().iter().flatten().any(|m| {
         let bind = m.typ().as_deref() == Some("bind")
-            || m.options().iter().flatten().any(|o| o == "bind" || o == "rbind");
-        bind && m.destination().components().eq(Path::new("/dev").components())
+            || m.options()
+                .iter()
+                .flatten()
+                .any(|o| o == "bind" || o == "rbind");
+        bind && m
+            .destination()
+            .components()
+            .eq(Path::new("/dev").components())
     })
 }
 
@@ -54,7 +60,11 @@ pub(crate) fn setup(opts: &Options, root: BorrowedFd) -> Result<()> {
 }
 
 fn populate(opts: &Options, root: BorrowedFd) -> Result<()> {
-    let configured = opts.spec.linux().as_ref().and_then(|l| l.devices().as_ref());
+    let configured = opts
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().as_ref());
     let configured = configured.map(Vec::as_slice).unwrap_or_default();
     let defaults = DEFAULT_DEVICES
         .iter()
@@ -95,10 +105,22 @@ fn create_device(opts: &Options, root: BorrowedFd, dev: &Device) -> Result<()> {
     };
     if !opts.new_userns {
         let dir = paths::create(root, parent, Kind::Dir).ctx(what)?;
-        match mknodat(&dir, name, dev.kind, dev.mode, makedev(dev.major, dev.minor)) {
+        match mknodat(
+            &dir,
+            name,
+            dev.kind,
+            dev.mode,
+            makedev(dev.major, dev.minor),
+        ) {
             Ok(()) => {
-                return fchownat(&dir, name, Some(Uid::from_raw(dev.uid)), Some(Gid::from_raw(dev.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-                    .ctx(what)
+                return fchownat(
+                    &dir,
+                    name,
+                    Some(Uid::from_raw(dev.uid)),
+                    Some(Gid::from_raw(dev.gid)),
+                    AtFlags::AT_SYMLINK_NOFOLLOW,
+                )
+                .ctx(what)
             }
             // Already provided by the rootfs or an earlier mount: keep it, as runc does.
             Err(Errno::EEXIST) => return Ok(()),
@@ -107,8 +129,12 @@ fn create_device(opts: &Options, root: BorrowedFd, dev: &Device) -> Result<()> {
             Err(e) => return Err(e).ctx(what),
         }
     }
-    let host = nix::fcntl::open(&dev.path, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open host device {}", dev.path.display()))?;
+    let host = nix::fcntl::open(
+        &dev.path,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open host device {}", dev.path.display()))?;
     let target: OwnedFd = paths::create(root, &dev.path, Kind::File).ctx(what)?;
     bind_fd(&host, &target, nix::mount::MsFlags::empty()).ctx(what)
 }
@@ -122,7 +148,10 @@ fn symlinks(spec: &Spec, root: BorrowedFd) -> Result<()> {
         ("/proc/self/fd/2", "stderr"),
     ];
     let has_proc = spec.mounts().iter().flatten().any(|m| {
-        m.typ().as_deref() == Some("proc") && m.destination().components().eq(Path::new("/proc").components())
+        m.typ().as_deref() == Some("proc")
+            && m.destination()
+                .components()
+                .eq(Path::new("/proc").components())
     });
     if has_proc {
         links.push(("/proc/kcore", "core"));

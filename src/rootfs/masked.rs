@@ -33,14 +33,28 @@ pub(crate) fn mask(root: BorrowedFd, masked: &[String]) -> Result<()> {
     // Bind nothing but the real null device over files: check what /dev/null is, by fd.
     let null = paths::open(root, Path::new("/dev/null")).ctx(|| "open /dev/null")?;
     let st = fstat(&null).ctx(|| "stat /dev/null")?;
-    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR || (major(st.st_rdev), minor(st.st_rdev)) != (1, 3) {
-        return Err(Error::sys("check /dev/null is the null device (1:3)", Errno::ENODEV));
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFCHR
+        || (major(st.st_rdev), minor(st.st_rdev)) != (1, 3)
+    {
+        return Err(Error::sys(
+            "check /dev/null is the null device (1:3)",
+            Errno::ENODEV,
+        ));
     }
     for path in masked {
         let what = || format!("mask {path}");
-        let Some(fd) = open_existing(root, Path::new(path)).ctx(what)? else { continue };
+        let Some(fd) = open_existing(root, Path::new(path)).ctx(what)? else {
+            continue;
+        };
         if is_kind(&fd, SFlag::S_IFDIR).ctx(what)? {
-            mount(Some("tmpfs"), paths::fd_path(&fd).as_str(), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>).ctx(what)?;
+            mount(
+                Some("tmpfs"),
+                paths::fd_path(&fd).as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                None::<&str>,
+            )
+            .ctx(what)?;
         } else {
             bind_fd(&null, &fd, MsFlags::empty()).ctx(what)?;
         }
@@ -52,11 +66,14 @@ pub(crate) fn mask(root: BorrowedFd, masked: &[String]) -> Result<()> {
 pub(crate) fn make_readonly(root: BorrowedFd, readonly: &[String]) -> Result<()> {
     for path in readonly {
         let what = || format!("make {path} read-only");
-        let Some(fd) = open_existing(root, Path::new(path)).ctx(what)? else { continue };
+        let Some(fd) = open_existing(root, Path::new(path)).ctx(what)? else {
+            continue;
+        };
         bind_fd(&fd, &fd, MsFlags::MS_REC).ctx(what)?;
         // Reopen: the old fd still points below the new bind mount.
         let fd = paths::open(root, Path::new(path)).ctx(what)?;
-        let flags = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let flags =
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
         remount_bind(&fd, flags, MsFlags::empty()).ctx(what)?;
     }
     Ok(())

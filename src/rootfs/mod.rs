@@ -34,35 +34,56 @@ pub struct Options<'a> {
 pub fn validate(spec: &Spec) -> Result<()> {
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
-            return Err(Error::config(format!("mounts[{i}].destination: {:?} is not absolute", m.destination())));
+            return Err(Error::config(format!(
+                "mounts[{i}].destination: {:?} is not absolute",
+                m.destination()
+            )));
         }
         let o = mount::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::config(format!("mounts[{i}].options: {e}")))?;
         if (o.is_bind() || m.typ().as_deref() == Some("bind")) && m.source().is_none() {
-            return Err(Error::config(format!("mounts[{i}].source: required for a bind mount")));
+            return Err(Error::config(format!(
+                "mounts[{i}].source: required for a bind mount"
+            )));
         }
         if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(Error::config(format!("mounts[{i}]: idmapped mounts are not supported")));
+            return Err(Error::config(format!(
+                "mounts[{i}]: idmapped mounts are not supported"
+            )));
         }
     }
-    let Some(linux) = spec.linux() else { return Ok(()) };
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
     if let Some(p) = linux.rootfs_propagation() {
         if mount::propagation(p).is_none() {
-            return Err(Error::config(format!("linux.rootfsPropagation: unknown propagation {p:?}")));
+            return Err(Error::config(format!(
+                "linux.rootfsPropagation: unknown propagation {p:?}"
+            )));
         }
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !d.path().is_absolute() {
-            return Err(Error::config(format!("linux.devices[{i}].path: {:?} is not absolute", d.path())));
+            return Err(Error::config(format!(
+                "linux.devices[{i}].path: {:?} is not absolute",
+                d.path()
+            )));
         }
         if d.typ() == LinuxDeviceType::A {
-            return Err(Error::config(format!("linux.devices[{i}].type: must be c, b, u or p")));
+            return Err(Error::config(format!(
+                "linux.devices[{i}].type: must be c, b, u or p"
+            )));
         }
     }
-    for (field, paths) in [("maskedPaths", linux.masked_paths()), ("readonlyPaths", linux.readonly_paths())] {
+    for (field, paths) in [
+        ("maskedPaths", linux.masked_paths()),
+        ("readonlyPaths", linux.readonly_paths()),
+    ] {
         for (i, p) in paths.iter().flatten().enumerate() {
             if !Path::new(p).is_absolute() {
-                return Err(Error::config(format!("linux.{field}[{i}]: {p:?} is not absolute")));
+                return Err(Error::config(format!(
+                    "linux.{field}[{i}]: {p:?} is not absolute"
+                )));
             }
         }
     }
@@ -71,12 +92,18 @@ pub fn validate(spec: &Spec) -> Result<()> {
 
 /// The configured `linux.rootfsPropagation`, if any.
 fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
-    let Some(name) = spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) else {
+    let Some(name) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    else {
         return Ok(None);
     };
-    mount::propagation(name)
-        .map(Some)
-        .ok_or_else(|| Error::config(format!("linux.rootfsPropagation: unknown propagation {name:?}")))
+    mount::propagation(name).map(Some).ok_or_else(|| {
+        Error::config(format!(
+            "linux.rootfsPropagation: unknown propagation {name:?}"
+        ))
+    })
 }
 
 /// Set propagation `flags` on the mount at `path`.
@@ -91,8 +118,14 @@ pub fn prepare(opts: &Options) -> Result<()> {
     let propagation = root_propagation(opts.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     set_propagation(Path::new("/"), propagation)?;
     make_parent_private(opts.rootfs)?;
-    nix::mount::mount(Some(opts.rootfs), opts.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| format!("bind {} onto itself", opts.rootfs.display()))?;
+    nix::mount::mount(
+        Some(opts.rootfs),
+        opts.rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .ctx(|| format!("bind {} onto itself", opts.rootfs.display()))?;
     // Opened after the self-bind so lookups start on the new mount.
     let root = paths::open_root(opts.rootfs)?;
     for (i, m) in opts.spec.mounts().iter().flatten().enumerate() {
@@ -135,10 +168,23 @@ pub fn finalize(opts: &Options) -> Result<()> {
         set_propagation(Path::new("/"), p)?;
     }
     let root = paths::open_root(Path::new("/"))?;
-    if opts.spec.root().as_ref().is_some_and(|r| r.readonly() == Some(true)) {
+    if opts
+        .spec
+        .root()
+        .as_ref()
+        .is_some_and(|r| r.readonly() == Some(true))
+    {
         masked::root_readonly(&root)?;
     }
-    let Some(linux) = opts.spec.linux() else { return Ok(()) };
-    masked::make_readonly(root.as_fd(), linux.readonly_paths().as_deref().unwrap_or_default())?;
-    masked::mask(root.as_fd(), linux.masked_paths().as_deref().unwrap_or_default())
+    let Some(linux) = opts.spec.linux() else {
+        return Ok(());
+    };
+    masked::make_readonly(
+        root.as_fd(),
+        linux.readonly_paths().as_deref().unwrap_or_default(),
+    )?;
+    masked::mask(
+        root.as_fd(),
+        linux.masked_paths().as_deref().unwrap_or_default(),
+    )
 }

@@ -13,7 +13,6 @@ use super::paths::{self, Kind};
 use super::{cgroup, Options};
 use crate::{Context, Error, Result};
 
-
 // mount_setattr(2) attributes (linux/mount.h).
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
 const MOUNT_ATTR_NOSUID: u64 = 0x2;
@@ -56,9 +55,26 @@ impl MountOptions {
 /// Filesystem-specific options without `=` that are passed through as data; anything else
 /// unknown is rejected so typos don't silently turn into data.
 const DATA_WORDS: &[&str] = &[
-    "newinstance", "inode64", "inode32", "noswap", "nsdelegate", "memory_recursiveprot",
-    "memory_localevents", "favordynmods", "userxattr", "user_xattr", "nouser_xattr", "acl", "noacl",
-    "nouuid", "quota", "usrquota", "grpquota", "noquota", "discard", "nodiscard",
+    "newinstance",
+    "inode64",
+    "inode32",
+    "noswap",
+    "nsdelegate",
+    "memory_recursiveprot",
+    "memory_localevents",
+    "favordynmods",
+    "userxattr",
+    "user_xattr",
+    "nouser_xattr",
+    "acl",
+    "noacl",
+    "nouuid",
+    "quota",
+    "usrquota",
+    "grpquota",
+    "noquota",
+    "discard",
+    "nodiscard",
 ];
 
 /// The propagation flags a name stands for, as used by `options` and `linux.rootfsPropagation`.
@@ -193,16 +209,35 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination();
     let source = m.source().as_deref();
-    let what = || format!("mount {} on {}", source.map_or(typ.into(), |s| s.display().to_string()), dest.display());
+    let what = || {
+        format!(
+            "mount {} on {}",
+            source.map_or(typ.into(), |s| s.display().to_string()),
+            dest.display()
+        )
+    };
 
     let target = if typ == "cgroup" {
         cgroup::mount_cgroup(root, dest, &o).ctx(what)?
     } else if o.is_bind() || typ == "bind" {
-        let source = source.ok_or_else(|| Error::config(format!("mounts[{index}].source: required for a bind mount")))?;
+        let source = source.ok_or_else(|| {
+            Error::config(format!("mounts[{index}].source: required for a bind mount"))
+        })?;
         bind(opts, root, source, dest, o.flags, o.cleared).ctx(what)?
-    } else if typ == "sysfs" && opts.new_userns && !has_namespace(opts.spec, LinuxNamespaceType::Network) {
+    } else if typ == "sysfs"
+        && opts.new_userns
+        && !has_namespace(opts.spec, LinuxNamespaceType::Network)
+    {
         // A new user namespace without its own network namespace may not mount sysfs.
-        bind(opts, root, Path::new("/sys"), dest, o.flags | MsFlags::MS_BIND | MsFlags::MS_REC, o.cleared).ctx(what)?
+        bind(
+            opts,
+            root,
+            Path::new("/sys"),
+            dest,
+            o.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+            o.cleared,
+        )
+        .ctx(what)?
     } else {
         let target = paths::create(root, dest, Kind::Dir).ctx(what)?;
         let mut data = o.data.clone();
@@ -212,7 +247,14 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
             data.insert(0, format!("mode={mode:04o}"));
         }
         let src = source.unwrap_or(Path::new(typ));
-        mount(Some(src), paths::fd_path(&target).as_str(), Some(typ), o.flags, data_string(&data).as_deref()).ctx(what)?;
+        mount(
+            Some(src),
+            paths::fd_path(&target).as_str(),
+            Some(typ),
+            o.flags,
+            data_string(&data).as_deref(),
+        )
+        .ctx(what)?;
         paths::open(root, dest).ctx(what)?
     };
     apply_propagation_and_attrs(&target, &o).ctx(what)
@@ -226,7 +268,13 @@ pub(crate) fn data_string(data: &[String]) -> Option<String> {
 /// Apply the propagation changes and recursive attributes of `o` to the mount at `target`.
 fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) -> nix::Result<()> {
     for p in &o.propagation {
-        mount(None::<&str>, paths::fd_path(target).as_str(), None::<&str>, *p, None::<&str>)?;
+        mount(
+            None::<&str>,
+            paths::fd_path(target).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )?;
     }
     if o.attr_set != 0 || o.attr_clr != 0 {
         mount_setattr_recursive(target.as_fd(), o.attr_set, o.attr_clr)?;
@@ -237,13 +285,33 @@ fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) -> nix::Resul
 /// Bind `source` (host path, bundle-relative if relative, resolved in-root if it lies inside the
 /// rootfs) onto `dest` inside the rootfs, then remount with `flags` if it asks for more than a
 /// plain bind. Returns an fd of the new mount.
-fn bind(opts: &Options, root: BorrowedFd, source: &Path, dest: &Path, flags: MsFlags, cleared: MsFlags) -> nix::Result<OwnedFd> {
-    let host: PathBuf = if source.is_absolute() { source.to_path_buf() } else { opts.bundle.join(source) };
+fn bind(
+    opts: &Options,
+    root: BorrowedFd,
+    source: &Path,
+    dest: &Path,
+    flags: MsFlags,
+    cleared: MsFlags,
+) -> nix::Result<OwnedFd> {
+    let host: PathBuf = if source.is_absolute() {
+        source.to_path_buf()
+    } else {
+        opts.bundle.join(source)
+    };
     let src = match host.strip_prefix(opts.rootfs) {
         Ok(inner) => paths::open(root, inner)?,
-        Err(_) => nix::fcntl::open(&host, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, Mode::empty())?,
+        Err(_) => nix::fcntl::open(
+            &host,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?,
     };
-    let kind = if SFlag::from_bits_truncate(fstat(&src)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR { Kind::Dir } else { Kind::File };
+    let kind = if SFlag::from_bits_truncate(fstat(&src)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+    {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
     let target = paths::create(root, dest, kind)?;
     bind_fd(&src, &target, flags & MsFlags::MS_REC)?;
     let target = paths::open(root, dest)?;
@@ -288,11 +356,17 @@ pub(crate) fn remount_bind(target: &OwnedFd, flags: MsFlags, cleared: MsFlags) -
         keep -= ATIME_FLAGS;
     }
     let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags | (keep - cleared);
-    mount(None::<&str>, paths::fd_path(target).as_str(), None::<&str>, flags, None::<&str>)
+    mount(
+        None::<&str>,
+        paths::fd_path(target).as_str(),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
 }
 
 /// Whether the spec asks for a namespace of `typ` (new or joined by path).
-pub(crate) fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
     spec.linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
@@ -310,7 +384,12 @@ struct MountAttr {
 
 /// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...): libc has the number but no wrapper.
 fn mount_setattr_recursive(fd: BorrowedFd, set: u64, clr: u64) -> nix::Result<()> {
-    let attr = MountAttr { attr_set: set, attr_clr: clr, propagation: 0, userns_fd: 0 };
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
     // SAFETY: the path is a valid NUL-terminated string, `attr` is a live mount_attr whose size
     // we pass, and the kernel only reads both during the call.
     let ret = unsafe {
@@ -336,8 +415,20 @@ mod tests {
 
     #[test]
     fn flags_data_and_errors() {
-        let o = p(&["rbind", "ro", "nosuid", "rw", "mode=755", "newinstance", "rslave"]).unwrap();
-        assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID);
+        let o = p(&[
+            "rbind",
+            "ro",
+            "nosuid",
+            "rw",
+            "mode=755",
+            "newinstance",
+            "rslave",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID
+        );
         assert_eq!(o.cleared, MsFlags::MS_RDONLY);
         assert_eq!(o.data, ["mode=755", "newinstance"]);
         assert_eq!(o.propagation, [MsFlags::MS_SLAVE | MsFlags::MS_REC]);
@@ -349,7 +440,10 @@ mod tests {
     fn recursive_attrs() {
         let o = p(&["rro", "rnoatime", "rexec"]).unwrap();
         assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME);
-        assert_eq!(o.attr_clr, MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME | MOUNT_ATTR_NOEXEC);
+        assert_eq!(
+            o.attr_clr,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME | MOUNT_ATTR_NOEXEC
+        );
         let o = p(&["rrelatime"]).unwrap();
         assert_eq!((o.attr_set, o.attr_clr), (0, MOUNT_ATTR_ATIME));
     }

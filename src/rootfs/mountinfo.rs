@@ -15,7 +15,8 @@ pub(crate) struct MountInfo {
 }
 
 pub(crate) fn read() -> Result<Vec<MountInfo>> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+    let text =
+        std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
     Ok(text.lines().filter_map(parse_line).collect())
 }
 
@@ -28,7 +29,13 @@ fn parse_line(line: &str) -> Option<MountInfo> {
     let mut r = right.split(' ');
     let fs_type = r.next()?.to_string();
     let super_options = r.nth(1).unwrap_or_default().to_string();
-    Some(MountInfo { root, mount_point, optional, fs_type, super_options })
+    Some(MountInfo {
+        root,
+        mount_point,
+        optional,
+        fs_type,
+        super_options,
+    })
 }
 
 /// Undo the kernel's octal escaping of space, tab, newline and backslash (`\040`).
@@ -38,7 +45,9 @@ fn unescape(s: &str) -> PathBuf {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let oct = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match oct {
             Some(d) => {
                 out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
@@ -61,6 +70,9 @@ mod tests {
         assert_eq!(m.root, std::path::Path::new("/mnt1"));
         assert_eq!(m.mount_point, std::path::Path::new("/mnt 2"));
         assert_eq!(m.optional, ["master:1", "shared:2"]);
-        assert_eq!((m.fs_type.as_str(), m.super_options.as_str()), ("ext3", "rw,errors=continue"));
+        assert_eq!(
+            (m.fs_type.as_str(), m.super_options.as_str()),
+            ("ext3", "rw,errors=continue")
+        );
     }
 }

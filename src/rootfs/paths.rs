@@ -22,8 +22,12 @@ pub(crate) enum Kind {
 
 /// An O_PATH fd of a directory on the (current) host view, used as the root for lookups.
 pub(crate) fn open_root(path: &Path) -> Result<OwnedFd> {
-    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", path.display()))
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", path.display()))
 }
 
 /// The path through which the kernel reaches the object behind `fd` (mount(2) takes paths only).
@@ -33,15 +37,14 @@ pub(crate) fn fd_path(fd: impl AsFd) -> String {
 
 /// Open `path` (read as relative to `root` even if absolute) as an O_PATH fd.
 pub(crate) fn open(root: BorrowedFd, path: &Path) -> nix::Result<OwnedFd> {
-    open_with(root, path, OFlag::O_PATH)
-}
-
-/// Open `path` inside `root` with `flags` (O_CLOEXEC is added).
-pub(crate) fn open_with(root: BorrowedFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let rel = path.strip_prefix("/").unwrap_or(path);
-    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
     let how = OpenHow::new()
-        .flags(flags | OFlag::O_CLOEXEC)
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     openat2(root, rel, how)
 }
