@@ -556,6 +556,28 @@ fn symlink_loop_is_an_error() {
 }
 
 #[test]
+fn symlink_into_proc_is_rejected() {
+    let b = Bundle::new("procdest");
+    std::os::unix::fs::symlink("/proc/sys", b.rootfs().join("sneaky")).unwrap();
+    let spec = spec(
+        &b,
+        json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sneaky", "type": "tmpfs", "source": "tmpfs"},
+        ]),
+        json!({}),
+        false,
+    );
+    let err = run(&b, &spec, false, false, || Ok(()), || Ok(())).unwrap_err();
+    assert!(
+        err.ends_with(
+            "prepare: invalid configuration: mounts[1].destination: /sneaky is inside /proc"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
 fn validate_rejects_bad_config() {
     let b = Bundle::new("validate");
     let err = |mounts: Value, linux: Value| {
@@ -588,6 +610,13 @@ fn validate_rejects_bad_config() {
     assert_eq!(
         err(json!([]), json!({"maskedPaths": ["proc/kcore"]})),
         "invalid configuration: linux.maskedPaths[0]: \"proc/kcore\" is not absolute"
+    );
+    assert_eq!(
+        err(
+            json!([{"destination": "/proc/x/../kcore", "type": "tmpfs"}]),
+            json!({})
+        ),
+        "invalid configuration: mounts[0].destination: /proc/x/../kcore is inside /proc"
     );
     let ok = spec(
         &b,

@@ -39,6 +39,8 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 m.destination()
             )));
         }
+        mount::check_destination(m.destination())
+            .map_err(|e| Error::config(format!("mounts[{i}].destination: {e}")))?;
         let o = mount::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::config(format!("mounts[{i}].options: {e}")))?;
         if (o.is_bind() || m.typ().as_deref() == Some("bind")) && m.source().is_none() {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
 use nix::sys::statvfs::{fstatvfs, FsFlags};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
@@ -29,6 +30,47 @@ const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
     .union(MsFlags::MS_NODIRATIME)
     .union(MsFlags::MS_RELATIME)
     .union(MsFlags::MS_STRICTATIME);
+
+/// The only destinations allowed below /proc (files that lxcfs emulates), as in runc: other
+/// mounts there could hide or fake the kernel interfaces that masked paths protect.
+const PROC_DESTINATIONS: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/pressure/cpu",
+    "/proc/pressure/io",
+    "/proc/pressure/memory",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Reject a destination below /proc that is not in [`PROC_DESTINATIONS`] (judged lexically,
+/// with `..` folded; [`mount_entry`] also checks where it really resolves).
+pub(crate) fn check_destination(dest: &Path) -> std::result::Result<(), String> {
+    let mut clean = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::Normal(n) => clean.push(n),
+            _ => {}
+        }
+    }
+    let proc = Path::new("/proc");
+    if clean == proc
+        || !clean.starts_with(proc)
+        || PROC_DESTINATIONS.iter().any(|p| clean == Path::new(p))
+    {
+        Ok(())
+    } else {
+        Err(format!("{} is inside /proc", dest.display()))
+    }
+}
 
 /// Parsed `options` of one mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,6 +259,20 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         )
     };
 
+    // A destination that reaches into a procfs through symlinks gets the same check as a literal
+    // /proc path.
+    if let Ok(existing) = paths::open(root, dest) {
+        let on_proc = fstatfs(&existing).ctx(what)?.filesystem_type() == PROC_SUPER_MAGIC;
+        if on_proc
+            && dest.components().ne(Path::new("/proc").components())
+            && !PROC_DESTINATIONS.iter().any(|p| dest == Path::new(p))
+        {
+            return Err(Error::config(format!(
+                "mounts[{index}].destination: {} is inside /proc",
+                dest.display()
+            )));
+        }
+    }
     let target = if typ == "cgroup" {
         cgroup::mount_cgroup(root, dest, &o).ctx(what)?
     } else if o.is_bind() || typ == "bind" {
