@@ -238,6 +238,7 @@ fn full_flow_with_pivot() {
             {"destination": "/etc/relative", "source": "relative", "options": ["bind", "ro"]},
             {"destination": "/var/run", "type": "tmpfs", "source": "tmpfs", "options": ["nodev"]},
             {"destination": "/sticky", "type": "tmpfs", "source": "tmpfs"},
+            {"destination": "/mnt/etc", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700"]},
             {"destination": "/mnt/shared", "type": "tmpfs", "source": "tmpfs", "options": ["shared"]},
         ]),
         json!({

@@ -261,8 +261,9 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
 
     // A destination that reaches into a procfs through symlinks gets the same check as a literal
     // /proc path.
-    if let Ok(existing) = paths::open(root, dest) {
-        let on_proc = fstatfs(&existing).ctx(what)?.filesystem_type() == PROC_SUPER_MAGIC;
+    let existing = paths::open(root, dest).ok();
+    if let Some(existing) = &existing {
+        let on_proc = fstatfs(existing).ctx(what)?.filesystem_type() == PROC_SUPER_MAGIC;
         if on_proc
             && dest.components().ne(Path::new("/proc").components())
             && !PROC_DESTINATIONS.iter().any(|p| dest == Path::new(p))
@@ -297,9 +298,10 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
     } else {
         let target = paths::create(root, dest, Kind::Dir).ctx(what)?;
         let mut data = o.data.clone();
-        if typ == "tmpfs" {
-            // Like runc, a tmpfs keeps the mode of the directory it covers unless mode= says otherwise.
-            let mode = fstat(&target).ctx(what)?.st_mode & 0o7777;
+        if let (Some(covered), "tmpfs") = (&existing, typ) {
+            // Like runc, a tmpfs keeps the mode of the directory it covers unless mode= says
+            // otherwise (a later option wins); a freshly made one keeps tmpfs's default.
+            let mode = fstat(covered).ctx(what)?.st_mode & 0o7777;
             data.insert(0, format!("mode={mode:04o}"));
         }
         let src = source.unwrap_or(Path::new(typ));
