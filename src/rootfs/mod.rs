@@ -18,6 +18,7 @@ use oci_spec::runtime::{LinuxDeviceType, Spec};
 
 use crate::{Context, Error, Result};
 
+/// What the rootfs steps need from the config and the command line.
 pub struct Options<'a> {
     pub spec: &'a Spec,
     /// Absolute, canonical host path of `root.path`.
