@@ -1,0 +1,134 @@
+//! `cgroup` mounts. On a pure cgroup v2 host: a cgroup2 mount. On a v1 or hybrid host, as runc
+//! does: a tmpfs at the destination with the container's own directory of every host hierarchy
+//! bind-mounted under it, named like the host mount point.
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+
+use super::mount::{bind_fd, data_string, remount_bind, MountOptions};
+use super::mountinfo;
+use super::paths::{self, Kind};
+
+const HOST_CGROUP: &str = "/sys/fs/cgroup";
+
+/// Mount a cgroup filesystem at `dest` inside `root`; returns an fd of the new mount.
+pub(crate) fn mount_cgroup(
+    root: BorrowedFd,
+    dest: &Path,
+    o: &MountOptions,
+) -> nix::Result<OwnedFd> {
+    let target = paths::create(root, dest, Kind::Dir)?;
+    if statfs(HOST_CGROUP)?.filesystem_type() == CGROUP2_SUPER_MAGIC {
+        mount(
+            Some("cgroup"),
+            paths::fd_path(&target).as_str(),
+            Some("cgroup2"),
+            o.flags,
+            data_string(&o.data).as_deref(),
+        )?;
+        return paths::open(root, dest);
+    }
+    // Writable until the hierarchies are in; made read-only at the end if asked.
+    let flags = o.flags - MsFlags::MS_RDONLY;
+    mount(
+        Some("tmpfs"),
+        paths::fd_path(&target).as_str(),
+        Some("tmpfs"),
+        flags,
+        Some("mode=755"),
+    )?;
+    let own = own_cgroups()?;
+    let hierarchies = mountinfo::read().map_err(|e| e.errno().unwrap_or(Errno::EIO))?;
+    for h in hierarchies
+        .iter()
+        .filter(|h| h.mount_point.parent() == Some(Path::new(HOST_CGROUP)))
+    {
+        let key = match h.fs_type.as_str() {
+            "cgroup2" => String::new(),
+            "cgroup" => controllers(&h.super_options),
+            _ => continue,
+        };
+        let Some((_, path)) = own.iter().find(|(c, _)| *c == key) else {
+            continue;
+        };
+        // The hierarchy may be mounted from a sub-directory (e.g. inside a cgroup namespace).
+        let rel = path.strip_prefix(&h.root).unwrap_or(path.as_path());
+        let host = h.mount_point.join(rel.strip_prefix("/").unwrap_or(rel));
+        let Some(name) = h.mount_point.file_name() else {
+            continue;
+        };
+        let src = nix::fcntl::open(
+            &host,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        let sub = dest.join(name);
+        bind_fd(
+            &src,
+            &paths::create(root, &sub, Kind::Dir)?,
+            MsFlags::MS_REC,
+        )?;
+        remount_bind(
+            &paths::open(root, &sub)?,
+            o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            o.cleared,
+        )?;
+        // Co-mounted controllers (cpu,cpuacct) are also reachable under each controller's name.
+        let name = name.to_string_lossy();
+        if name.contains(',') {
+            let dir = paths::open(root, dest)?;
+            for c in name.split(',') {
+                match nix::unistd::symlinkat(name.as_ref(), &dir, c) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    let target = paths::open(root, dest)?;
+    if o.flags.contains(MsFlags::MS_RDONLY) {
+        mount(
+            None::<&str>,
+            paths::fd_path(&target).as_str(),
+            None::<&str>,
+            MsFlags::MS_REMOUNT | o.flags,
+            None::<&str>,
+        )?;
+    }
+    Ok(target)
+}
+
+/// The controller list of a v1 hierarchy from its super options, as /proc/self/cgroup spells it.
+fn controllers(super_options: &str) -> String {
+    const NOT_CONTROLLERS: &[&str] = &[
+        "rw",
+        "ro",
+        "xattr",
+        "noprefix",
+        "clone_children",
+        "cpuset_v2_mode",
+    ];
+    super_options
+        .split(',')
+        .filter(|o| !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent="))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// (controllers, path) of this process in each hierarchy, from /proc/self/cgroup.
+fn own_cgroups() -> nix::Result<Vec<(String, PathBuf)>> {
+    let text = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+            Some((c.to_string(), PathBuf::from(p)))
+        })
+        .collect())
+}

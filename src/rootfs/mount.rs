@@ -1,0 +1,508 @@
+//! Mount option parsing and mounting of one `mounts[]` entry onto an fd inside the rootfs.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::{fstat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
+use nix::sys::statvfs::{fstatvfs, FsFlags};
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+
+use super::paths::{self, Kind};
+use super::{cgroup, Options};
+use crate::{Context, Error, Result};
+
+// mount_setattr(2) attributes (linux/mount.h).
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const MOUNT_ATTR_ATIME: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+
+/// Flags that pick an access-time mode; one given explicitly replaces the source's.
+const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
+    .union(MsFlags::MS_NODIRATIME)
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME);
+
+/// The only destinations allowed below /proc (files that lxcfs emulates), as in runc: other
+/// mounts there could hide or fake the kernel interfaces that masked paths protect.
+const PROC_DESTINATIONS: &[&str] = &[
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/slabinfo",
+    "/proc/pressure/cpu",
+    "/proc/pressure/io",
+    "/proc/pressure/memory",
+    "/proc/sys/kernel/ns_last_pid",
+];
+
+/// Reject a destination below /proc that is not in [`PROC_DESTINATIONS`] (judged lexically,
+/// with `..` folded; [`mount_entry`] also checks where it really resolves).
+pub(crate) fn check_destination(dest: &Path) -> std::result::Result<(), String> {
+    let mut clean = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::Normal(n) => clean.push(n),
+            _ => {}
+        }
+    }
+    let proc = Path::new("/proc");
+    if clean == proc
+        || !clean.starts_with(proc)
+        || PROC_DESTINATIONS.iter().any(|p| clean == Path::new(p))
+    {
+        Ok(())
+    } else {
+        Err(format!("{} is inside /proc", dest.display()))
+    }
+}
+
+/// Parsed `options` of one mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MountOptions {
+    /// Flags to set.
+    pub flags: MsFlags,
+    /// Flags explicitly cleared (rw, suid, ...): never carried over from the source on remount.
+    pub cleared: MsFlags,
+    /// Propagation changes, applied in order after mounting.
+    pub propagation: Vec<MsFlags>,
+    /// Recursive attributes for mount_setattr(2): (set, clear).
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    /// Options handed to the filesystem as its data string.
+    pub data: Vec<String>,
+}
+
+impl MountOptions {
+    pub fn is_bind(&self) -> bool {
+        self.flags.contains(MsFlags::MS_BIND)
+    }
+}
+
+/// Filesystem-specific options without `=` that are passed through as data; anything else
+/// unknown is rejected so typos don't silently turn into data.
+const DATA_WORDS: &[&str] = &[
+    "newinstance",
+    "inode64",
+    "inode32",
+    "noswap",
+    "nsdelegate",
+    "memory_recursiveprot",
+    "memory_localevents",
+    "favordynmods",
+    "userxattr",
+    "user_xattr",
+    "nouser_xattr",
+    "acl",
+    "noacl",
+    "nouuid",
+    "quota",
+    "usrquota",
+    "grpquota",
+    "noquota",
+    "discard",
+    "nodiscard",
+];
+
+/// The propagation flags a name stands for, as used by `options` and `linux.rootfsPropagation`.
+pub(crate) fn propagation(name: &str) -> Option<MsFlags> {
+    let rec = MsFlags::MS_REC;
+    Some(match name {
+        "private" => MsFlags::MS_PRIVATE,
+        "rprivate" => MsFlags::MS_PRIVATE | rec,
+        "shared" => MsFlags::MS_SHARED,
+        "rshared" => MsFlags::MS_SHARED | rec,
+        "slave" => MsFlags::MS_SLAVE,
+        "rslave" => MsFlags::MS_SLAVE | rec,
+        "unbindable" => MsFlags::MS_UNBINDABLE,
+        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
+        _ => return None,
+    })
+}
+
+/// Parse fstab-style options; the error names the offending option.
+pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, String> {
+    let mut o = MountOptions {
+        flags: MsFlags::empty(),
+        cleared: MsFlags::empty(),
+        propagation: Vec::new(),
+        attr_set: 0,
+        attr_clr: 0,
+        data: Vec::new(),
+    };
+    for opt in options {
+        let opt = opt.as_str();
+        if let Some((clear, flag)) = flag(opt) {
+            if clear {
+                o.flags.remove(flag);
+                o.cleared.insert(flag);
+            } else {
+                o.flags.insert(flag);
+                o.cleared.remove(flag);
+            }
+        } else if let Some(p) = propagation(opt) {
+            o.propagation.push(p);
+        } else if let Some((clear, attr)) = recursive_attr(opt) {
+            if clear {
+                o.attr_clr |= attr;
+                o.attr_set &= !attr;
+            } else {
+                // Access-time modes are one field: setting one clears the whole field first.
+                let field = if attr & MOUNT_ATTR_ATIME != 0 || opt == "rrelatime" {
+                    MOUNT_ATTR_ATIME
+                } else {
+                    attr
+                };
+                o.attr_clr |= field;
+                o.attr_set = (o.attr_set & !field) | attr;
+            }
+        } else if opt == "tmpcopyup" {
+            return Err("option \"tmpcopyup\" is not supported".into());
+        } else if matches!(opt, "idmap" | "ridmap") {
+            return Err(format!("option {opt:?} (idmapped mounts) is not supported"));
+        } else if opt.contains('=') || DATA_WORDS.contains(&opt) {
+            o.data.push(opt.to_string());
+        } else {
+            return Err(format!("unknown option {opt:?}"));
+        }
+    }
+    Ok(o)
+}
+
+/// (clears?, flag) for a classic mount(2) flag option.
+fn flag(opt: &str) -> Option<(bool, MsFlags)> {
+    use MsFlags as F;
+    Some(match opt {
+        "defaults" => (false, F::empty()),
+        "bind" => (false, F::MS_BIND),
+        "rbind" => (false, F::MS_BIND | F::MS_REC),
+        "ro" => (false, F::MS_RDONLY),
+        "rw" => (true, F::MS_RDONLY),
+        "nosuid" => (false, F::MS_NOSUID),
+        "suid" => (true, F::MS_NOSUID),
+        "nodev" => (false, F::MS_NODEV),
+        "dev" => (true, F::MS_NODEV),
+        "noexec" => (false, F::MS_NOEXEC),
+        "exec" => (true, F::MS_NOEXEC),
+        "sync" => (false, F::MS_SYNCHRONOUS),
+        "async" => (true, F::MS_SYNCHRONOUS),
+        "dirsync" => (false, F::MS_DIRSYNC),
+        "remount" => (false, F::MS_REMOUNT),
+        "mand" => (false, F::MS_MANDLOCK),
+        "nomand" => (true, F::MS_MANDLOCK),
+        "noatime" => (false, F::MS_NOATIME),
+        "atime" => (true, F::MS_NOATIME),
+        "nodiratime" => (false, F::MS_NODIRATIME),
+        "diratime" => (true, F::MS_NODIRATIME),
+        "relatime" => (false, F::MS_RELATIME),
+        "norelatime" => (true, F::MS_RELATIME),
+        "strictatime" => (false, F::MS_STRICTATIME),
+        "nostrictatime" => (true, F::MS_STRICTATIME),
+        "lazytime" => (false, F::MS_LAZYTIME),
+        "nolazytime" => (true, F::MS_LAZYTIME),
+        "silent" => (false, F::MS_SILENT),
+        "loud" => (true, F::MS_SILENT),
+        _ => return None,
+    })
+}
+
+/// (clears?, attribute) for a recursive `r*` option, applied with mount_setattr(2).
+fn recursive_attr(opt: &str) -> Option<(bool, u64)> {
+    Some(match opt {
+        "rro" => (false, MOUNT_ATTR_RDONLY),
+        "rrw" => (true, MOUNT_ATTR_RDONLY),
+        "rnosuid" => (false, MOUNT_ATTR_NOSUID),
+        "rsuid" => (true, MOUNT_ATTR_NOSUID),
+        "rnodev" => (false, MOUNT_ATTR_NODEV),
+        "rdev" => (true, MOUNT_ATTR_NODEV),
+        "rnoexec" => (false, MOUNT_ATTR_NOEXEC),
+        "rexec" => (true, MOUNT_ATTR_NOEXEC),
+        "rnodiratime" => (false, MOUNT_ATTR_NODIRATIME),
+        "rdiratime" => (true, MOUNT_ATTR_NODIRATIME),
+        "rrelatime" => (false, MOUNT_ATTR_RELATIME),
+        "rnorelatime" => (true, MOUNT_ATTR_RELATIME),
+        "rnoatime" => (false, MOUNT_ATTR_NOATIME),
+        "ratime" => (true, MOUNT_ATTR_NOATIME),
+        "rstrictatime" => (false, MOUNT_ATTR_STRICTATIME),
+        "rnostrictatime" => (true, MOUNT_ATTR_STRICTATIME),
+        _ => return None,
+    })
+}
+
+/// Mount `mounts[index]` inside the rootfs open at `root`.
+pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mount) -> Result<()> {
+    let o = parse(m.options().as_deref().unwrap_or_default())
+        .map_err(|e| Error::config(format!("mounts[{index}].options: {e}")))?;
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = m.destination();
+    let source = m.source().as_deref();
+    let what = || {
+        format!(
+            "mount {} on {}",
+            source.map_or(typ.into(), |s| s.display().to_string()),
+            dest.display()
+        )
+    };
+
+    // A destination that reaches into a procfs through symlinks gets the same check as a literal
+    // /proc path.
+    let existing = paths::open(root, dest).ok();
+    if let Some(existing) = &existing {
+        let on_proc = fstatfs(existing).ctx(what)?.filesystem_type() == PROC_SUPER_MAGIC;
+        if on_proc
+            && dest.components().ne(Path::new("/proc").components())
+            && !PROC_DESTINATIONS.iter().any(|p| dest == Path::new(p))
+        {
+            return Err(Error::config(format!(
+                "mounts[{index}].destination: {} is inside /proc",
+                dest.display()
+            )));
+        }
+    }
+    let target = if typ == "cgroup" {
+        cgroup::mount_cgroup(root, dest, &o).ctx(what)?
+    } else if o.is_bind() || typ == "bind" {
+        let source = source.ok_or_else(|| {
+            Error::config(format!("mounts[{index}].source: required for a bind mount"))
+        })?;
+        bind(opts, root, source, dest, o.flags, o.cleared).ctx(what)?
+    } else if typ == "sysfs"
+        && opts.new_userns
+        && !has_namespace(opts.spec, LinuxNamespaceType::Network)
+    {
+        // A new user namespace without its own network namespace may not mount sysfs.
+        bind(
+            opts,
+            root,
+            Path::new("/sys"),
+            dest,
+            o.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
+            o.cleared,
+        )
+        .ctx(what)?
+    } else {
+        let target = paths::create(root, dest, Kind::Dir).ctx(what)?;
+        let mut data = o.data.clone();
+        if let (Some(covered), "tmpfs") = (&existing, typ) {
+            // Like runc, a tmpfs keeps the mode of the directory it covers unless mode= says
+            // otherwise (a later option wins); a freshly made one keeps tmpfs's default.
+            let mode = fstat(covered).ctx(what)?.st_mode & 0o7777;
+            data.insert(0, format!("mode={mode:04o}"));
+        }
+        let src = source.unwrap_or(Path::new(typ));
+        mount(
+            Some(src),
+            paths::fd_path(&target).as_str(),
+            Some(typ),
+            o.flags,
+            data_string(&data).as_deref(),
+        )
+        .ctx(what)?;
+        paths::open(root, dest).ctx(what)?
+    };
+    apply_propagation_and_attrs(&target, &o).ctx(what)
+}
+
+/// Filesystem data options as mount(2)'s data string, None if there are none.
+pub(crate) fn data_string(data: &[String]) -> Option<String> {
+    (!data.is_empty()).then(|| data.join(","))
+}
+
+/// Apply the propagation changes and recursive attributes of `o` to the mount at `target`.
+fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) -> nix::Result<()> {
+    for p in &o.propagation {
+        mount(
+            None::<&str>,
+            paths::fd_path(target).as_str(),
+            None::<&str>,
+            *p,
+            None::<&str>,
+        )?;
+    }
+    if o.attr_set != 0 || o.attr_clr != 0 {
+        mount_setattr_recursive(target.as_fd(), o.attr_set, o.attr_clr)?;
+    }
+    Ok(())
+}
+
+/// Bind `source` (host path, bundle-relative if relative, resolved in-root if it lies inside the
+/// rootfs) onto `dest` inside the rootfs, then remount with `flags` if it asks for more than a
+/// plain bind. Returns an fd of the new mount.
+fn bind(
+    opts: &Options,
+    root: BorrowedFd,
+    source: &Path,
+    dest: &Path,
+    flags: MsFlags,
+    cleared: MsFlags,
+) -> nix::Result<OwnedFd> {
+    let host: PathBuf = if source.is_absolute() {
+        source.to_path_buf()
+    } else {
+        opts.bundle.join(source)
+    };
+    let src = match host.strip_prefix(opts.rootfs) {
+        Ok(inner) => paths::open(root, inner)?,
+        Err(_) => nix::fcntl::open(
+            &host,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?,
+    };
+    let kind = if SFlag::from_bits_truncate(fstat(&src)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+    {
+        Kind::Dir
+    } else {
+        Kind::File
+    };
+    let target = paths::create(root, dest, kind)?;
+    bind_fd(&src, &target, flags & MsFlags::MS_REC)?;
+    let target = paths::open(root, dest)?;
+    let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
+    if !extra.is_empty() {
+        remount_bind(&target, extra, cleared)?;
+    }
+    Ok(target)
+}
+
+/// Bind-mount the object behind `src` onto the one behind `target` (`rec`: MS_REC or empty).
+pub(crate) fn bind_fd(src: &OwnedFd, target: &OwnedFd, rec: MsFlags) -> nix::Result<()> {
+    mount(
+        Some(paths::fd_path(src).as_str()),
+        paths::fd_path(target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | rec,
+        None::<&str>,
+    )
+}
+
+/// Remount the bind mount at `target` with `flags`, keeping the flags it already has that the
+/// caller did not explicitly clear: in a user namespace nosuid/nodev/noexec/ro/atime flags
+/// inherited from the host are locked, and dropping them would fail with EPERM.
+pub(crate) fn remount_bind(target: &OwnedFd, flags: MsFlags, cleared: MsFlags) -> nix::Result<()> {
+    let st = fstatvfs(target)?.flags();
+    let mut keep = MsFlags::empty();
+    for (st_flag, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if st.contains(st_flag) {
+            keep |= ms;
+        }
+    }
+    if (flags | cleared).intersects(ATIME_FLAGS) {
+        keep -= ATIME_FLAGS;
+    }
+    let flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | flags | (keep - cleared);
+    mount(
+        None::<&str>,
+        paths::fd_path(target).as_str(),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+}
+
+/// Whether the spec asks for a namespace of `typ` (new or joined by path).
+fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
+}
+
+/// Layout of `struct mount_attr` (linux/mount.h), version 0.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...): libc has the number but no wrapper.
+fn mount_setattr_recursive(fd: BorrowedFd, set: u64, clr: u64) -> nix::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: the path is a valid NUL-terminated string, `attr` is a live mount_attr whose size
+    // we pass, and the kernel only reads both during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(opts: &[&str]) -> std::result::Result<MountOptions, String> {
+        parse(&opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn flags_data_and_errors() {
+        let o = p(&[
+            "rbind",
+            "ro",
+            "nosuid",
+            "rw",
+            "mode=755",
+            "newinstance",
+            "rslave",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.flags,
+            MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_NOSUID
+        );
+        assert_eq!(o.cleared, MsFlags::MS_RDONLY);
+        assert_eq!(o.data, ["mode=755", "newinstance"]);
+        assert_eq!(o.propagation, [MsFlags::MS_SLAVE | MsFlags::MS_REC]);
+        assert_eq!(p(&["foo"]).unwrap_err(), "unknown option \"foo\"");
+        assert!(p(&["tmpcopyup"]).is_err());
+    }
+
+    #[test]
+    fn recursive_attrs() {
+        let o = p(&["rro", "rnoatime", "rexec"]).unwrap();
+        assert_eq!(o.attr_set, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME);
+        assert_eq!(
+            o.attr_clr,
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_ATIME | MOUNT_ATTR_NOEXEC
+        );
+        let o = p(&["rrelatime"]).unwrap();
+        assert_eq!((o.attr_set, o.attr_clr), (0, MOUNT_ATTR_ATIME));
+    }
+}
