@@ -60,7 +60,7 @@ fn bind_console(slave: &str) -> Result<()> {
     let how = OpenHow::new()
         .flags(OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .mode(Mode::from_bits_truncate(0o600))
-        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS | ResolveFlag::RESOLVE_NO_XDEV);
+        .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
     let target = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, "/dev/console", how).ctx(|| "open /dev/console")?;
     let target_path = format!("/proc/self/fd/{}", target.as_raw_fd());
     mount(Some(slave), target_path.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)

@@ -170,7 +170,8 @@ fn copy_winsize(from: BorrowedFd, to: BorrowedFd) {
     let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: ws is a valid winsize for both ioctls; failures (stdin not a tty) are harmless.
     unsafe {
-        if get_winsize(from.as_raw_fd(), &mut ws).is_ok() {
+        // A terminal of unknown size (0x0) must not override process.consoleSize.
+        if get_winsize(from.as_raw_fd(), &mut ws).is_ok() && (ws.ws_row, ws.ws_col) != (0, 0) {
             let _ = set_winsize(to.as_raw_fd(), &ws);
         }
     }
