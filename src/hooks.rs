@@ -48,10 +48,12 @@ impl HookKind {
     }
 }
 
-/// The state JSON with another status (the init's hooks get the runtime's state at one moment).
-pub fn with_status(state: &str, status: &str) -> String {
+/// The state JSON as a hook in the container's namespaces must see it: the pid as the
+/// container sees it (runtime-spec, state), and the status of the moment.
+pub fn in_container(state: &str, status: &str) -> String {
     let mut v: serde_json::Value = serde_json::from_str(state).unwrap_or_default();
     v["status"] = status.into();
+    v["pid"] = nix::unistd::getpid().as_raw().into();
     v.to_string()
 }
 

@@ -56,12 +56,16 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     // Non-blocking, so a dead init cannot hang us: we poll and check that it is still alive.
     let fifo = open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", fifo_path.display()))?;
-    let mut byte = [0u8; 1];
+    let mut buf = [0u8; 4096];
     loop {
         let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&fifo), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(50u16));
-        match nix::unistd::read(&fifo, &mut byte) {
-            Ok(1) => break,
+        match nix::unistd::read(&fifo, &mut buf) {
+            Ok(n) if n > 0 && buf[0] == b'0' => break,
+            Ok(n) if n > 0 => {
+                let _ = std::fs::remove_file(&fifo_path);
+                return Err(Error::Hook(String::from_utf8_lossy(&buf[1..n]).into_owned()));
+            }
             Ok(_) | Err(nix::errno::Errno::EAGAIN) if state.init_alive() => continue,
             Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                 return Err(Error::Init(format!("container {id:?}: init exited before start")))

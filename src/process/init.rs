@@ -62,7 +62,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
         m => return Err(Error::Init(format!("sync: expected continue, got {m:?}"))),
     };
     let spec_hooks = spec.hooks().as_ref();
-    hooks::run(HookKind::CreateContainer, spec_hooks, &state)?;
+    hooks::run(HookKind::CreateContainer, spec_hooks, &hooks::in_container(&state, "creating"))?;
     rootfs::pivot(&opts)?;
     if process.terminal().unwrap_or(false) {
         let socket = args.console.ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
@@ -81,12 +81,17 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     chan.send(&Msg::Ready)?;
 
-    // Blocks until `start` opens the fifo for reading.
+    // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the
+    // startContainer hooks run before it goes on to poststart.
     let wr = openat(&state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| "open exec fifo for writing")?;
+    // The first byte tells `start` how it went: 0, or 1 and the error, which `start` reports.
+    if let Err(e) = hooks::run(HookKind::StartContainer, spec_hooks, &hooks::in_container(&state, "created")) {
+        let _ = nix::unistd::write(&wr, format!("1{e}").as_bytes());
+        return Err(e);
+    }
     nix::unistd::write(&wr, b"0").ctx(|| "write exec fifo")?;
     drop((wr, state_dir));
-    hooks::run(HookKind::StartContainer, spec_hooks, &hooks::with_status(&state, "created"))?;
     // Only stdio and the preserved fds reach the container process.
     syscall::cloexec_from(3 + args.preserve_fds).ctx(|| "mark fds close-on-exec")?;
     exec::exec(&program, process)

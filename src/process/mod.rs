@@ -47,7 +47,10 @@ pub fn spawn(args: &InitArgs, chan: Channel) -> Result<Pid> {
                 Err(e) => e,
                 Ok(never) => match never {},
             };
-            let _ = chan.send(&Msg::Error(err.to_string()));
+            // After "ready" nobody reads the channel: the container's stderr is all that is left.
+            if chan.send(&Msg::Error(err.to_string())).is_err() {
+                eprintln!("{err}");
+            }
             // SAFETY: _exit skips atexit handlers and buffered-IO flushing of the parent's state,
             // which this forked copy must not run.
             unsafe { libc::_exit(1) }
