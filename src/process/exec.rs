@@ -1,4 +1,5 @@
-//! Finding the container's program in its PATH, and the final execve.
+//! The last steps of every container process (the init and, later, `exec`'d ones): rlimits,
+//! cwd, program lookup, user and capabilities, then the final execve.
 
 use std::convert::Infallible;
 use std::ffi::CString;
@@ -7,13 +8,29 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Process;
 
-use crate::{Error, Result};
+use super::{rlimits, user};
+use crate::security::capabilities;
+use crate::{syscall, Context, Error, Result};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Everything that can fail for a bad config, done before "ready": returns the program to exec.
+pub fn prepare(process: &Process) -> Result<PathBuf> {
+    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
+    user::enter_cwd(process.cwd())?;
+    let program = resolve(process)?;
+    capabilities::drop_bounding(process.capabilities().as_ref())?;
+    user::switch(process.user())?;
+    capabilities::apply(process.capabilities().as_ref())?;
+    if process.no_new_privileges().unwrap_or(false) {
+        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
+    }
+    Ok(program)
+}
+
 /// Resolve `process.args[0]` as execvp would, with the container's PATH, inside the container.
 /// Done before "ready" so a missing program fails `create`, not `start`.
-pub fn resolve(process: &Process) -> Result<PathBuf> {
+fn resolve(process: &Process) -> Result<PathBuf> {
     let arg0 = &process.args().as_ref().expect("validated")[0];
     if arg0.contains('/') {
         return Ok(PathBuf::from(arg0));
@@ -26,7 +43,9 @@ pub fn resolve(process: &Process) -> Result<PathBuf> {
         .ok_or_else(|| Error::Init(format!("exec {arg0:?}: executable file not found in $PATH")))
 }
 
-pub fn exec(program: &Path, process: &Process) -> Result<Infallible> {
+/// Exec the program with only stdio and `preserve_fds` more fds.
+pub fn exec(program: &Path, process: &Process, preserve_fds: u32) -> Result<Infallible> {
+    syscall::cloexec_from(3 + preserve_fds).ctx(|| "mark fds close-on-exec")?;
     let cstr = |s: &str| CString::new(s).map_err(|_| Error::config(format_args!("{s:?}: contains NUL")));
     let args = process.args().as_deref().unwrap_or_default();
     let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;

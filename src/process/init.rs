@@ -9,10 +9,9 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use super::sync::{Channel, Msg};
-use super::{exec, rlimits, user, InitArgs};
+use super::{exec, user, InitArgs};
 use crate::hooks::{self, HookKind};
 use crate::rootfs;
-use crate::security::capabilities;
 use crate::{console, syscall, Context, Error, Result};
 
 pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
@@ -70,15 +69,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     rootfs::finalize(&opts)?;
 
-    rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
-    user::enter_cwd(process.cwd())?;
-    let program = exec::resolve(process)?;
-    capabilities::drop_bounding(process.capabilities().as_ref())?;
-    user::switch(process.user())?;
-    capabilities::apply(process.capabilities().as_ref())?;
-    if process.no_new_privileges().unwrap_or(false) {
-        nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
-    }
+    let program = exec::prepare(process)?;
     chan.send(&Msg::Ready)?;
 
     // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the
@@ -92,9 +83,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     nix::unistd::write(&wr, b"0").ctx(|| "write exec fifo")?;
     drop((wr, state_dir));
-    // Only stdio and the preserved fds reach the container process.
-    syscall::cloexec_from(3 + args.preserve_fds).ctx(|| "mark fds close-on-exec")?;
-    exec::exec(&program, process)
+    exec::exec(&program, process, args.preserve_fds)
 }
 
 fn set_domainname(name: &str) -> Result<()> {
