@@ -2,7 +2,7 @@
 //! and wait until it is ready. A failure undoes every step that was taken.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
@@ -102,7 +102,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
     };
-    let first = process::spawn(&args, child_chan)?;
+    let first = process::spawn_init(&args, child_chan)?;
     undo.pids.push(first);
     cgroup.add(first)?;
     if let Some(adj) = process.oom_score_adj() {
@@ -122,7 +122,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         cgroup,
         hooks: sp.hooks().clone(),
     };
-    let init = process::drive(first, &chan, &bundle, &ns, |init| {
+    let init = process::drive(first, &chan, linux, &ns, |init| {
         if init != first {
             undo.pids.push(init);
         }
@@ -136,7 +136,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     let dir = undo.dir.as_ref().expect("set above");
     dir.save(&saved)?;
     if let Some(p) = opts.pid_file {
-        write_pid_file(p, init)?;
+        state::write_pid_file(p, init)?;
     }
     tracing::debug!("created container {} with init {init} in {}", opts.id, dir_path.display());
     undo.dir = None;
@@ -149,14 +149,4 @@ fn owner() -> String {
         Ok(Some(u)) => u.name,
         _ => uid.to_string(),
     }
-}
-
-/// The pid file is written whole or not at all: containerd and conmon read it as soon as it exists.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let path: PathBuf = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().ctx(|| "getcwd")?.join(path)
-    };
-    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
 }
