@@ -130,16 +130,18 @@ impl<'e> Ctx<'e> {
         serde_json::from_str(&out.stdout).with_context(|| format!("state output: {}", out.stdout))
     }
 
-    /// Polls `state` until the status is `want`.
+    /// Polls `state` until the status is `want`. A failing `state` counts as
+    /// "not yet": a foreground `run` may not have created the container.
     pub fn wait_status(&mut self, id: &str, want: &str) -> Result<Value> {
         let deadline = Instant::now() + self.timeout();
         loop {
-            let st = self.state(id)?;
-            if st["status"] == want {
-                return Ok(st);
-            }
+            let seen = match self.state(id) {
+                Ok(st) if st["status"] == want => return Ok(st),
+                Ok(st) => st["status"].to_string(),
+                Err(e) => format!("{e:#}"),
+            };
             if Instant::now() > deadline {
-                bail!("container {id} still {} instead of {want}", st["status"]);
+                bail!("container {id} never became {want}; last seen: {seen}");
             }
             sleep(Duration::from_millis(50));
         }

@@ -107,16 +107,22 @@ fn mount_readonly_bind(ctx: &mut Ctx) -> Result<()> {
 }
 
 fn masked_paths(ctx: &mut Ctx) -> Result<()> {
+    // Masked /proc files that the kernel may lack (kcore is often compiled out).
+    let proc_file = ["/proc/kcore", "/proc/keys", "/proc/timer_list"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .context("host has none of /proc/kcore, /proc/keys, /proc/timer_list")?;
+    let (stat, read) = (format!("stat:{proc_file}"), format!("read:{proc_file}"));
     let r = ctx.check(
         |v| {
             let masked = v["linux"]["maskedPaths"].as_array_mut().expect("maskedPaths");
-            masked.extend([json!("/home"), json!("/etc/group")]);
+            masked.extend([json!(proc_file), json!("/home"), json!("/etc/group")]);
         },
-        &["stat:/proc/kcore", "read:/proc/kcore", "ls:/home", "read:/etc/group"],
+        &[&stat, &read, "ls:/home", "read:/etc/group"],
     )?;
-    let kcore = r.probe("stat:/proc/kcore")?;
-    ensure!(kcore["type"] == "c" && kcore["major"] == 1 && kcore["minor"] == 3, "/proc/kcore is not /dev/null: {kcore}");
-    ensure!(r.probe("read:/proc/kcore")? == "", "/proc/kcore readable");
+    let st = r.probe(&stat)?;
+    ensure!(st["type"] == "c" && st["major"] == 1 && st["minor"] == 3, "{proc_file} is not /dev/null: {st}");
+    ensure!(r.probe(&read)? == "", "{proc_file} readable");
     ensure!(r.probe("ls:/home")? == &json!([]), "masked dir /home not empty");
     ensure!(r.probe("read:/etc/group")? == "", "masked file /etc/group readable");
     Ok(())
