@@ -61,7 +61,11 @@ static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
 /// Process-wide unique name, also used as cgroup leaf and container id.
 pub fn unique(prefix: &str) -> String {
-    format!("{prefix}{}-{}", std::process::id(), UNIQUE.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}{}-{}",
+        std::process::id(),
+        UNIQUE.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 impl<'e> Ctx<'e> {
@@ -70,7 +74,15 @@ impl<'e> Ctx<'e> {
         let state = dir.join("state");
         fs::create_dir_all(dir.join("logs"))?;
         fs::create_dir_all(&state)?;
-        Ok(Ctx { env, dir, state, containers: vec![], cgroups: vec![], children: vec![], seq: 0 })
+        Ok(Ctx {
+            env,
+            dir,
+            state,
+            containers: vec![],
+            cgroups: vec![],
+            children: vec![],
+            seq: 0,
+        })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -78,12 +90,18 @@ impl<'e> Ctx<'e> {
     }
 
     /// `runtime --root STATE ARGS...`, started but not awaited.
-    pub fn spawn_with(&mut self, args: &[&str], customize: impl FnOnce(&mut Command)) -> Result<Running> {
+    pub fn spawn_with(
+        &mut self,
+        args: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Running> {
         self.seq += 1;
         let tag = format!("{:03}-{}", self.seq, args.first().copied().unwrap_or("cmd"));
         let mut full = vec!["--root", self.state.to_str().expect("utf-8 temp path")];
         full.extend_from_slice(args);
-        self.env.runtime.spawn(&full, &self.dir.join("logs"), &tag, customize)
+        self.env
+            .runtime
+            .spawn(&full, &self.dir.join("logs"), &tag, customize)
     }
 
     pub fn spawn(&mut self, args: &[&str]) -> Result<Running> {
@@ -101,7 +119,11 @@ impl<'e> Ctx<'e> {
         let dir = self.dir.join(&id);
         let rootfs = dir.join("rootfs");
         fs::create_dir_all(&dir)?;
-        let cp = Command::new("cp").arg("-a").arg(&self.env.rootfs).arg(&rootfs).status()?;
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(&self.env.rootfs)
+            .arg(&rootfs)
+            .status()?;
         ensure!(cp.success(), "copying rootfs failed");
         fs::copy(&self.env.checker, rootfs.join("checker")).context("copying checker")?;
         let mut config = base_config(&id);
@@ -109,7 +131,11 @@ impl<'e> Ctx<'e> {
         fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
         self.containers.push(id.clone());
         self.cgroups.push(id.clone());
-        Ok(Bundle { cgroup: id.clone(), id, dir })
+        Ok(Bundle {
+            cgroup: id.clone(),
+            id,
+            dir,
+        })
     }
 
     /// Registers an extra id (e.g. a hand-picked invalid one) for cleanup.
@@ -150,10 +176,22 @@ impl<'e> Ctx<'e> {
     /// Asserts a failed operation left nothing: no container in the state root
     /// and no cgroup directory.
     pub fn assert_nothing_left(&mut self, id: &str, cgroup: &str) -> Result<()> {
-        ensure!(self.rt(&["state", id])?.status.is_some_and(|s| !s.success()), "`state {id}` still succeeds");
+        ensure!(
+            self.rt(&["state", id])?
+                .status
+                .is_some_and(|s| !s.success()),
+            "`state {id}` still succeeds"
+        );
         let list = self.rt(&["list", "-q"])?.ok()?;
-        ensure!(list.stdout.trim().is_empty(), "`list -q` still shows: {}", list.stdout.trim());
-        let left: Vec<_> = fs::read_dir(&self.state)?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+        ensure!(
+            list.stdout.trim().is_empty(),
+            "`list -q` still shows: {}",
+            list.stdout.trim()
+        );
+        let left: Vec<_> = fs::read_dir(&self.state)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
         ensure!(left.is_empty(), "state root still holds {left:?}");
         let dirs = cgroup_dirs(cgroup);
         ensure!(dirs.is_empty(), "cgroup left behind: {dirs:?}");
@@ -183,12 +221,22 @@ impl Drop for Ctx<'_> {
 
 /// Existing directories of the test cgroup `name`, one per mounted hierarchy.
 pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
-    hierarchies().into_iter().map(|h| h.join(CGROUP_PARENT).join(name)).filter(|d| d.is_dir()).collect()
+    hierarchies()
+        .into_iter()
+        .map(|h| h.join(CGROUP_PARENT).join(name))
+        .filter(|d| d.is_dir())
+        .collect()
 }
 
 pub fn hierarchies() -> Vec<PathBuf> {
-    let Ok(entries) = fs::read_dir(CGROUP_FS) else { return vec![] };
-    let mut v: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let Ok(entries) = fs::read_dir(CGROUP_FS) else {
+        return vec![];
+    };
+    let mut v: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     // A pure cgroup v2 host has the unified hierarchy at the top itself.
     if Path::new(CGROUP_FS).join("cgroup.controllers").exists() {
         v = vec![PathBuf::from(CGROUP_FS)];

@@ -16,14 +16,21 @@ pub struct Mount {
 
 impl Mount {
     pub fn has(&self, opt: &str) -> bool {
-        self.options.iter().chain(&self.super_options).any(|o| o == opt)
+        self.options
+            .iter()
+            .chain(&self.super_options)
+            .any(|o| o == opt)
     }
 }
 
 impl Report {
     pub fn parse(stdout: &str) -> Result<Report> {
         // A terminal may add carriage returns and echo; the report is the last JSON line.
-        let line = stdout.lines().rev().map(str::trim).find(|l| l.starts_with('{'));
+        let line = stdout
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('{'));
         let line = line.with_context(|| format!("no checker report in output: {stdout:?}"))?;
         Ok(Report(serde_json::from_str(line)?))
     }
@@ -52,16 +59,21 @@ impl Report {
     /// The errno of a probe that must have failed.
     pub fn probe_errno(&self, probe: &str) -> Result<i64> {
         let p = &self.0["probes"][probe];
-        p["errno"].as_i64().with_context(|| format!("probe {probe} should have failed, got {p}"))
+        p["errno"]
+            .as_i64()
+            .with_context(|| format!("probe {probe} should have failed, got {p}"))
     }
 
     /// The mount at `path` that is visible (the last one mounted there).
     pub fn mount(&self, path: &str) -> Result<Mount> {
-        let lines = self.0["mountinfo"].as_array().context("no mountinfo in report")?;
+        let lines = self.0["mountinfo"]
+            .as_array()
+            .context("no mountinfo in report")?;
         lines
             .iter()
+            .rev()
             .filter_map(Value::as_str)
-            .filter_map(|l| {
+            .find_map(|l| {
                 let (left, right) = l.split_once(" - ")?;
                 let f: Vec<&str> = left.split(' ').collect();
                 let r: Vec<&str> = right.split(' ').collect();
@@ -74,7 +86,6 @@ impl Report {
                     super_options: r.get(2)?.split(',').map(String::from).collect(),
                 })
             })
-            .last()
             .with_context(|| format!("nothing mounted at {path}"))
     }
 }

@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use std::fs::{self, File};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::sleep;
@@ -29,7 +30,12 @@ impl Out {
     /// Fails with the command and its stderr unless it exited 0.
     pub fn ok(self) -> Result<Out> {
         if !self.success() {
-            bail!("`{}` failed ({}): {}", self.what, self.describe(), self.stderr.trim());
+            bail!(
+                "`{}` failed ({}): {}",
+                self.what,
+                self.describe(),
+                self.stderr.trim()
+            );
         }
         Ok(self)
     }
@@ -68,8 +74,7 @@ impl Running {
                 break Some(s);
             }
             if Instant::now() >= self.deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
+                self.kill();
                 break None;
             }
             sleep(Duration::from_millis(10));
@@ -78,8 +83,24 @@ impl Running {
             status,
             stdout: fs::read_to_string(&self.out).unwrap_or_default(),
             stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-            what: self.what,
+            what: std::mem::take(&mut self.what),
         })
+    }
+
+    /// Kills the runtime and whatever it forked that is still in its process group.
+    fn kill(&mut self) {
+        // The runtime leads its own process group (see spawn), so this reaches only what it started.
+        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+/// A test that bails out early must not leave a runtime behind.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.kill();
+        }
     }
 }
 
@@ -105,9 +126,16 @@ impl Runtime {
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(File::create(&out)?)
-            .stderr(File::create(&err)?);
+            .stderr(File::create(&err)?)
+            .process_group(0);
         customize(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
-        Ok(Running { child, out, err, deadline: Instant::now() + self.timeout, what })
+        Ok(Running {
+            child,
+            out,
+            err,
+            deadline: Instant::now() + self.timeout,
+            what,
+        })
     }
 }

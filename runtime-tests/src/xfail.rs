@@ -23,5 +23,8 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
 ];
 
 pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {
-    EXPECTED_FAILURES.iter().find(|(r, t, _)| *r == runtime && *t == test).map(|(_, _, why)| *why)
+    EXPECTED_FAILURES
+        .iter()
+        .find(|(r, t, _)| *r == runtime && *t == test)
+        .map(|(_, _, why)| *why)
 }

@@ -12,7 +12,15 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 
 const NAMESPACES: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
 const STATUS_FIELDS: &[&str] = &[
-    "Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
 ];
 const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
     ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE),
@@ -137,9 +145,16 @@ fn rlimits() -> Map<String, Value> {
     RLIMITS
         .iter()
         .map(|(name, res)| {
-            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             let rc = unsafe { libc::getrlimit(*res, &mut lim) };
-            let v = if rc == 0 { json!([lim.rlim_cur, lim.rlim_max]) } else { Value::Null };
+            let v = if rc == 0 {
+                json!([lim.rlim_cur, lim.rlim_max])
+            } else {
+                Value::Null
+            };
             (name.to_string(), v)
         })
         .collect()
@@ -149,7 +164,11 @@ fn rlimits() -> Map<String, Value> {
 /// the directory is closed).
 fn open_fds() -> Vec<u32> {
     let names: Vec<String> = fs::read_dir("/proc/self/fd")
-        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     let mut fds: Vec<u32> = names
         .iter()
@@ -161,7 +180,12 @@ fn open_fds() -> Vec<u32> {
 }
 
 fn winsize() -> Option<[u16; 2]> {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     let rc = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
     (rc == 0).then_some([ws.ws_row, ws.ws_col])
 }

@@ -16,7 +16,10 @@ use std::os::unix::net::UnixListener;
 use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-pub const TESTS: &[Test] = &[("console/socket-and-size", console_socket), ("log/json-error", json_error_log)];
+pub const TESTS: &[Test] = &[
+    ("console/socket-and-size", console_socket),
+    ("log/json-error", json_error_log),
+];
 
 fn console_socket(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.bundle(|v| {
@@ -29,14 +32,29 @@ fn console_socket(ctx: &mut Ctx) -> Result<()> {
     let receiver = thread::spawn(move || receive_pty(listener, deadline));
 
     let sock_arg = sock.to_str().context("utf-8 path")?;
-    ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", sock_arg, &b.id])?.ok()?;
+    ctx.rt(&[
+        "create",
+        "--bundle",
+        b.dir_str(),
+        "--console-socket",
+        sock_arg,
+        &b.id,
+    ])?
+    .ok()?;
     let (name, master) = receiver.join().expect("receiver thread panicked")?;
-    ensure!(!name.is_empty(), "console socket message carried no pty name");
+    ensure!(
+        !name.is_empty(),
+        "console socket message carried no pty name"
+    );
     ctx.rt(&["start", &b.id])?.ok()?;
 
     let output = read_until_hangup(&master, deadline)?;
     let r = Report::parse(&output)?;
-    ensure!(r.get("winsize") == &json!([31, 97]), "terminal size {} (want 31x97)", r.get("winsize"));
+    ensure!(
+        r.get("winsize") == &json!([31, 97]),
+        "terminal size {} (want 31x97)",
+        r.get("winsize")
+    );
     Ok(())
 }
 
@@ -53,11 +71,20 @@ fn receive_pty(listener: UnixListener, deadline: Instant) -> Result<(String, Own
         }
     };
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))?;
+    stream.set_read_timeout(Some(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1)),
+    ))?;
     let mut buf = [0u8; 4096];
     let mut iov = [IoSliceMut::new(&mut buf)];
     let mut space = cmsg_space!([std::os::fd::RawFd; 1]);
-    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let msg = recvmsg::<()>(
+        stream.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
     let mut fd = None;
     for c in msg.cmsgs()? {
         if let ControlMessageOwned::ScmRights(fds) = c {
@@ -77,7 +104,10 @@ fn read_until_hangup(master: &OwnedFd, deadline: Instant) -> Result<String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            bail!("no hangup on the console; got {:?}", String::from_utf8_lossy(&out));
+            bail!(
+                "no hangup on the console; got {:?}",
+                String::from_utf8_lossy(&out)
+            );
         }
         let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
         let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
@@ -97,14 +127,32 @@ fn json_error_log(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.bundle(|v| v["root"]["path"] = json!("no-such-rootfs"))?;
     let log = ctx.dir.join("runtime.log");
     let log_arg = log.to_str().context("utf-8 path")?;
-    ctx.rt(&["--log", log_arg, "--log-format", "json", "create", "--bundle", b.dir_str(), &b.id])?.failed()?;
+    ctx.rt(&[
+        "--log",
+        log_arg,
+        "--log-format",
+        "json",
+        "create",
+        "--bundle",
+        b.dir_str(),
+        &b.id,
+    ])?
+    .failed()?;
     let text = fs::read_to_string(&log).context("no log file written")?;
     let errors: Vec<Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|e| e["level"] == "error")
         .collect();
-    ensure!(!errors.is_empty(), "no JSON line with level error in the log:\n{text}");
-    ensure!(errors.iter().all(|e| e["msg"].as_str().is_some_and(|m| !m.is_empty())), "error lines lack msg: {errors:?}");
+    ensure!(
+        !errors.is_empty(),
+        "no JSON line with level error in the log:\n{text}"
+    );
+    ensure!(
+        errors
+            .iter()
+            .all(|e| e["msg"].as_str().is_some_and(|m| !m.is_empty())),
+        "error lines lack msg: {errors:?}"
+    );
     Ok(())
 }

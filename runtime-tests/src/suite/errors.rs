@@ -36,11 +36,14 @@ pub const TESTS: &[Test] = &[
         create_fails(c, &b, "..")
     }),
     ("create-error/missing-hook-binary", |c| {
-        let b = c.bundle(|v| v["hooks"] = json!({ "createRuntime": [{ "path": "/no/such/hook" }] }))?;
+        let b =
+            c.bundle(|v| v["hooks"] = json!({ "createRuntime": [{ "path": "/no/such/hook" }] }))?;
         create_fails(c, &b, &b.id)
     }),
     ("create-error/invalid-namespace-path", |c| {
-        let b = c.bundle(|v| v["linux"]["namespaces"][1] = json!({ "type": "network", "path": "/no/such/ns" }))?;
+        let b = c.bundle(|v| {
+            v["linux"]["namespaces"][1] = json!({ "type": "network", "path": "/no/such/ns" })
+        })?;
         create_fails(c, &b, &b.id)
     }),
 ];

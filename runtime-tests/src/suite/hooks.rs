@@ -21,16 +21,35 @@ pub const TESTS: &[Test] = &[
         let mut got = o.after_create.clone();
         let head = got.len().min(2);
         got[..head].sort_by_key(|h| h != "prestart");
-        expect_hooks("create", &got, &["prestart", "createRuntime", "createContainer"])
+        expect_hooks(
+            "create",
+            &got,
+            &["prestart", "createRuntime", "createContainer"],
+        )
     }),
     ("hooks/start-runs-start-hooks", |c| {
         let o = observe(c)?;
-        ensure!(o.process_saw_start_hook, "startContainer had not run when the process started");
-        expect_hooks("start", o.after_start.get(o.after_create.len()..).unwrap_or_default(), &["startContainer", "poststart"])
+        ensure!(
+            o.process_saw_start_hook,
+            "startContainer had not run when the process started"
+        );
+        expect_hooks(
+            "start",
+            o.after_start
+                .get(o.after_create.len()..)
+                .unwrap_or_default(),
+            &["startContainer", "poststart"],
+        )
     }),
     ("hooks/delete-runs-poststop", |c| {
         let o = observe(c)?;
-        expect_hooks("delete", o.after_delete.get(o.after_start.len()..).unwrap_or_default(), &["poststop"])
+        expect_hooks(
+            "delete",
+            o.after_delete
+                .get(o.after_start.len()..)
+                .unwrap_or_default(),
+            &["poststop"],
+        )
     }),
     ("hooks/state-on-stdin", state_on_stdin),
     ("hooks/args-and-env", args_and_env),
@@ -45,12 +64,23 @@ pub const TESTS: &[Test] = &[
         let started = Instant::now();
         create_fails(c, &b, &b.id)?;
         // Well below our own kill deadline: the runtime itself must stop the hook.
-        ensure!(started.elapsed() < c.timeout() / 2, "create took {:?} with a 1s hook timeout", started.elapsed());
+        ensure!(
+            started.elapsed() < c.timeout() / 2,
+            "create took {:?} with a 1s hook timeout",
+            started.elapsed()
+        );
         Ok(())
     }),
 ];
 
-const HOOKS: &[&str] = &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+const HOOKS: &[&str] = &[
+    "prestart",
+    "createRuntime",
+    "createContainer",
+    "startContainer",
+    "poststart",
+    "poststop",
+];
 
 fn sh(script: &str) -> Value {
     json!({ "path": "/bin/sh", "args": ["sh", "-c", script] })
@@ -58,11 +88,17 @@ fn sh(script: &str) -> Value {
 
 fn marker_hook(dir: &Path, name: &str) -> Value {
     let d = dir.display();
-    sh(&format!("cat > {d}/{name}.json && echo {name} >> {d}/order"))
+    sh(&format!(
+        "cat > {d}/{name}.json && echo {name} >> {d}/order"
+    ))
 }
 
 fn order(dir: &Path) -> Vec<String> {
-    fs::read_to_string(dir.join("order")).unwrap_or_default().lines().map(String::from).collect()
+    fs::read_to_string(dir.join("order"))
+        .unwrap_or_default()
+        .lines()
+        .map(String::from)
+        .collect()
 }
 
 fn expect_hooks(step: &str, got: &[String], want: &[&str]) -> Result<()> {
@@ -91,7 +127,10 @@ fn observe(ctx: &mut Ctx) -> Result<Observed> {
          while [ ! -e /tmp/go ]; do sleep 0.1; done"
     );
     let b = ctx.bundle(|v| {
-        v["hooks"] = HOOKS.iter().map(|h| (h.to_string(), json!([marker_hook(&markers, h)]))).collect();
+        v["hooks"] = HOOKS
+            .iter()
+            .map(|h| (h.to_string(), json!([marker_hook(&markers, h)])))
+            .collect();
         v["mounts"].as_array_mut().expect("mounts").push(json!({
             "destination": m, "type": "bind", "source": m, "options": ["rbind", "rw"],
         }));
@@ -110,7 +149,15 @@ fn observe(ctx: &mut Ctx) -> Result<Observed> {
     ctx.wait_status(&b.id, "stopped")?;
     ctx.rt(&["delete", &b.id])?.ok()?;
     let after_delete = order(&markers);
-    Ok(Observed { bundle: b, markers, pid, after_create, after_start, after_delete, process_saw_start_hook })
+    Ok(Observed {
+        bundle: b,
+        markers,
+        pid,
+        after_create,
+        after_start,
+        after_delete,
+        process_saw_start_hook,
+    })
 }
 
 fn state_on_stdin(ctx: &mut Ctx) -> Result<()> {
@@ -126,11 +173,25 @@ fn state_on_stdin(ctx: &mut Ctx) -> Result<()> {
         ("poststart", "running", Some(host_pid)),
         ("poststop", "stopped", None),
     ] {
-        let text = fs::read_to_string(o.markers.join(format!("{hook}.json"))).with_context(|| format!("{hook} did not run"))?;
-        let st: Value = serde_json::from_str(&text).with_context(|| format!("{hook} stdin: {text:?}"))?;
-        ensure!(st["id"] == o.bundle.id.as_str(), "{hook} got id {}", st["id"]);
-        ensure!(st["bundle"] == o.bundle.dir_str(), "{hook} got bundle {}", st["bundle"]);
-        ensure!(st["status"] == status, "{hook} got status {}, want {status}", st["status"]);
+        let text = fs::read_to_string(o.markers.join(format!("{hook}.json")))
+            .with_context(|| format!("{hook} did not run"))?;
+        let st: Value =
+            serde_json::from_str(&text).with_context(|| format!("{hook} stdin: {text:?}"))?;
+        ensure!(
+            st["id"] == o.bundle.id.as_str(),
+            "{hook} got id {}",
+            st["id"]
+        );
+        ensure!(
+            st["bundle"] == o.bundle.dir_str(),
+            "{hook} got bundle {}",
+            st["bundle"]
+        );
+        ensure!(
+            st["status"] == status,
+            "{hook} got status {}, want {status}",
+            st["status"]
+        );
         if let Some(pid) = pid {
             ensure!(st["pid"] == pid, "{hook} got pid {}, want {pid}", st["pid"]);
         }

@@ -17,7 +17,14 @@ mod lifecycle;
 pub type Test = (&'static str, fn(&mut Ctx) -> Result<()>);
 
 pub fn all() -> Vec<Test> {
-    [lifecycle::TESTS, errors::TESTS, inside::TESTS, hooks::TESTS, console::TESTS].concat()
+    [
+        lifecycle::TESTS,
+        errors::TESTS,
+        inside::TESTS,
+        hooks::TESTS,
+        console::TESTS,
+    ]
+    .concat()
 }
 
 /// Returned (as an error) by a test that cannot run on this host.
@@ -52,6 +59,8 @@ pub fn wait_file(ctx: &Ctx, path: &Path) -> Result<()> {
 pub fn process_gone(pid: i64) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
-        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
     }
 }
