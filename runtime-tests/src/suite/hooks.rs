@@ -6,7 +6,7 @@
 //! container's mount namespace.
 
 use super::errors::create_fails;
-use super::{wait_file, Test};
+use super::{process_gone, wait_file, Test};
 use crate::harness::{Bundle, Ctx};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
@@ -58,11 +58,20 @@ pub const TESTS: &[Test] = &[
         create_fails(c, &b, &b.id)
     }),
     ("hooks/timeout", |c| {
-        let mut hook = sh("exec sleep 60");
+        let pid_file = c.dir.join("hook.pid");
+        let mut hook = sh(&format!("echo $$ > {}; exec sleep 60", pid_file.display()));
         hook["timeout"] = json!(1);
         let b = c.bundle(|v| v["hooks"] = json!({ "createRuntime": [hook] }))?;
         let started = Instant::now();
         create_fails(c, &b, &b.id)?;
+        let pid: i64 = fs::read_to_string(&pid_file)
+            .context("hook did not run")?
+            .trim()
+            .parse()?;
+        ensure!(
+            process_gone(pid),
+            "the timed-out hook (pid {pid}) is still running"
+        );
         // Well below our own kill deadline: the runtime itself must stop the hook.
         ensure!(
             started.elapsed() < c.timeout() / 2,

@@ -39,6 +39,10 @@ impl fmt::Display for Skip {
 
 impl std::error::Error for Skip {}
 
+pub fn skip(why: impl Into<String>) -> anyhow::Error {
+    Skip(why.into()).into()
+}
+
 /// Polls until `cond` holds or the context's timeout passes.
 pub fn wait_for(ctx: &Ctx, what: &str, mut cond: impl FnMut() -> bool) -> Result<()> {
     let deadline = Instant::now() + ctx.timeout();
