@@ -60,7 +60,7 @@ pub struct Ctx<'e> {
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
 /// Process-wide unique name, also used as cgroup leaf and container id.
-pub fn unique(prefix: &str) -> String {
+fn unique(prefix: &str) -> String {
     format!(
         "{prefix}{}-{}",
         std::process::id(),
