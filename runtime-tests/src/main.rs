@@ -177,7 +177,10 @@ fn run() -> Result<bool> {
             Ok(mut ctx) => catch_unwind(AssertUnwindSafe(|| test(&mut ctx))).unwrap_or_else(|p| {
                 bail!(
                     "panicked: {}",
-                    p.downcast_ref::<String>().cloned().unwrap_or_default()
+                    p.downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| p.downcast_ref::<&str>().copied())
+                        .unwrap_or_default()
                 )
             }),
             Err(e) => Err(e),

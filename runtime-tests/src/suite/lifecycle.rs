@@ -60,6 +60,16 @@ fn pid_of(st: &Value) -> Result<i64> {
     Ok(pid)
 }
 
+/// MAJOR.MINOR.PATCH with an optional -suffix, as spec versions are written.
+fn is_semver(v: &str) -> bool {
+    let core = v.split_once('-').map_or(v, |(core, _)| core);
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn create_start_stop_delete(ctx: &mut Ctx) -> Result<()> {
     let annotations = json!({ "org.example.runtime-tests": "yes" });
     let b = ctx.bundle(|v| {
@@ -81,7 +91,7 @@ fn create_start_stop_delete(ctx: &mut Ctx) -> Result<()> {
         b.dir_str()
     );
     ensure!(
-        st["ociVersion"].as_str().is_some_and(|s| !s.is_empty()),
+        st["ociVersion"].as_str().is_some_and(is_semver),
         "state ociVersion: {}",
         st["ociVersion"]
     );
