@@ -25,6 +25,9 @@ pub struct CreateOptions<'a> {
     pub no_new_keyring: bool,
     /// Fds 3..3+N the container process inherits.
     pub preserve_fds: u32,
+    /// systemd socket-activation fds passed on after the preserved ones; the process gets
+    /// `LISTEN_FDS` for them (and `LISTEN_PID=1`, valid in its own pid namespace).
+    pub listen_fds: u32,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -59,7 +62,10 @@ impl Drop for Undo {
 /// Create the container; returns the init's pid. The init then waits for `start`.
 pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     spec::validate_id(opts.id)?;
-    let bundle = spec::load(opts.bundle)?;
+    let mut bundle = spec::load(opts.bundle)?;
+    if opts.listen_fds > 0 {
+        pass_listen_fds(&mut bundle.spec, opts.listen_fds);
+    }
     let sp = &bundle.spec;
     spec::validate(sp)?;
     rootfs::validate(sp)?;
@@ -97,7 +103,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         ns: &ns,
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.preserve_fds + opts.listen_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
@@ -148,5 +154,15 @@ fn owner() -> String {
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(u)) => u.name,
         _ => uid.to_string(),
+    }
+}
+
+fn pass_listen_fds(spec: &mut oci_spec::runtime::Spec, n: u32) {
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={n}"));
+        env.push("LISTEN_PID=1".into());
+        p.set_env(Some(env));
     }
 }

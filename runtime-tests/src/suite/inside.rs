@@ -478,11 +478,14 @@ fn preserve_fds(ctx: &mut Ctx) -> Result<()> {
     let run = ctx.spawn_with(
         &["run", "--preserve-fds", "1", "--bundle", b.dir_str(), &b.id],
         |cmd| {
-            // SAFETY: dup2 is async-signal-safe; it puts the file at fd 3 (without CLOEXEC) in the child.
+            // SAFETY: dup2 and fcntl are async-signal-safe. They put the file at fd 3 without
+            // CLOEXEC; the fcntl matters when the file already is fd 3 (dup2 is then a no-op).
             unsafe {
-                cmd.pre_exec(move || match libc::dup2(raw, 3) {
-                    -1 => Err(std::io::Error::last_os_error()),
-                    _ => Ok(()),
+                cmd.pre_exec(move || {
+                    if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
                 });
             }
         },
