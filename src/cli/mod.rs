@@ -64,6 +64,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Write a default config.json
     Spec(SpecArgs),
+    /// Print the features this runtime supports (runtime-spec features.md)
+    Features,
 }
 
 #[derive(Args, Debug)]
