@@ -52,7 +52,7 @@ pub fn running_sleeper(ctx: &mut Ctx) -> Result<(Bundle, Value)> {
     Ok((b, st))
 }
 
-fn pid_of(st: &Value) -> Result<i64> {
+pub fn pid_of(st: &Value) -> Result<i64> {
     let pid = st["pid"]
         .as_i64()
         .with_context(|| format!("state has no pid: {st}"))?;

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 mod console;
 mod errors;
+mod exec;
 mod features;
 mod hooks;
 mod inside;
-mod lifecycle;
+pub mod lifecycle;
 
 pub type Test = (&'static str, fn(&mut Ctx) -> Result<()>);
 
@@ -25,6 +26,7 @@ pub fn all() -> Vec<Test> {
         hooks::TESTS,
         console::TESTS,
         features::TESTS,
+        exec::TESTS,
     ]
     .concat()
 }

@@ -1,0 +1,109 @@
+//! `exec`: a new process in a running container, in all its namespaces and its cgroup, with
+//! the flags runc takes; bad input fails and leaves no process behind.
+
+use crate::harness::{cgroup_dirs, ns_inode, Bundle, Ctx};
+use crate::report::Report;
+use crate::suite::lifecycle::{pid_of, running_sleeper};
+use crate::suite::Test;
+use anyhow::{ensure, Context, Result};
+use serde_json::json;
+use std::fs;
+
+pub const TESTS: &[Test] = &[
+    ("exec/exit-status", exit_status),
+    ("exec/joins-namespaces-and-cgroup", joins_namespaces_and_cgroup),
+    ("exec/env-cwd-user", env_cwd_user),
+    ("exec/process-json", process_json),
+    ("exec/detach-pid-file", detach_pid_file),
+    ("exec/bad-input-fails", bad_input_fails),
+];
+
+fn exit_status(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let out = ctx.rt(&["exec", &b.id, "sh", "-c", "exit 7"])?;
+    ensure!(out.code() == Some(7), "exec exit status: {}", out.describe());
+    Ok(())
+}
+
+fn exec_checker(ctx: &mut Ctx, b: &Bundle, flags: &[&str]) -> Result<Report> {
+    let mut args = vec!["exec"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[&b.id, "/checker"]);
+    let out = ctx.rt(&args)?.ok()?;
+    Report::parse(&out.stdout)
+}
+
+fn joins_namespaces_and_cgroup(ctx: &mut Ctx) -> Result<()> {
+    let (b, st) = running_sleeper(ctx)?;
+    let init = pid_of(&st)?.to_string();
+    let r = exec_checker(ctx, &b, &[])?;
+    for ns in ["pid", "net", "ipc", "uts", "mnt"] {
+        let want = ns_inode(&init, ns)?;
+        ensure!(r.get("ns")[ns] == want, "{ns} namespace {} differs from the init's {want}", r.get("ns")[ns]);
+    }
+    let init_cgroup = fs::read_to_string(format!("/proc/{init}/cgroup"))?;
+    ensure!(r.str("cgroup") == init_cgroup, "cgroup {:?}, init's {init_cgroup:?}", r.str("cgroup"));
+    Ok(())
+}
+
+fn env_cwd_user(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let r = exec_checker(ctx, &b, &["--cwd", "/etc", "-e", "RT_X=1", "--user", "1000:1000", "--additional-gids", "5"])?;
+    ensure!(r.get("env")["RT_X"] == "1", "env RT_X is {}", r.get("env")["RT_X"]);
+    ensure!(r.str("cwd") == "/etc", "cwd {:?}", r.str("cwd"));
+    ensure!(r.status("Uid").split_whitespace().all(|u| u == "1000"), "Uid: {}", r.status("Uid"));
+    ensure!(r.status("Gid").split_whitespace().all(|g| g == "1000"), "Gid: {}", r.status("Gid"));
+    ensure!(r.status("Groups").split_whitespace().any(|g| g == "5"), "Groups: {}", r.status("Groups"));
+    Ok(())
+}
+
+fn process_json(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let file = ctx.dir.join("process.json");
+    let process = json!({
+        "terminal": false, "user": { "uid": 0, "gid": 0 }, "args": ["/checker"],
+        "env": ["PATH=/bin", "RT_P=yes"], "cwd": "/tmp",
+    });
+    fs::write(&file, process.to_string())?;
+    let out = ctx.rt(&["exec", "--process", file.to_str().context("utf-8 path")?, &b.id])?.ok()?;
+    let r = Report::parse(&out.stdout)?;
+    ensure!(r.get("env")["RT_P"] == "yes", "env RT_P is {}", r.get("env")["RT_P"]);
+    ensure!(r.str("cwd") == "/tmp", "cwd {:?}", r.str("cwd"));
+    Ok(())
+}
+
+fn detach_pid_file(ctx: &mut Ctx) -> Result<()> {
+    let (b, st) = running_sleeper(ctx)?;
+    let init = pid_of(&st)?.to_string();
+    let pid_file = ctx.dir.join("exec.pid");
+    let arg = pid_file.to_str().context("utf-8 path")?;
+    ctx.rt(&["exec", "--detach", "--pid-file", arg, &b.id, "sleep", "300"])?.ok()?;
+    let pid = fs::read_to_string(&pid_file).context("pid file not written")?.trim().to_string();
+    ensure!(ns_inode(&pid, "pid")? == ns_inode(&init, "pid")?, "exec'd process {pid} is not in the container's pid namespace");
+    ensure!(procs(&b)?.contains(&pid), "exec'd process {pid} is not in the container's cgroup");
+    Ok(())
+}
+
+/// The pids in the container's cgroup (from the first hierarchy that has it).
+fn procs(b: &Bundle) -> Result<Vec<String>> {
+    let dir = cgroup_dirs(&b.cgroup).into_iter().find(|d| d.join("cgroup.procs").exists()).context("no cgroup dir")?;
+    Ok(fs::read_to_string(dir.join("cgroup.procs"))?.lines().map(String::from).collect())
+}
+
+fn bad_input_fails(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let before = procs(&b)?;
+    ctx.rt(&["exec", "no-such-container", "true"])?.failed()?;
+    ctx.rt(&["exec", "--cwd", "/no/such/dir", &b.id, "true"])?.failed()?;
+    ctx.rt(&["exec", &b.id, "/no/such/program"])?.failed()?;
+    for (name, text) in [("malformed.json", "{\"args\": ["), ("noargs.json", "{\"cwd\": \"/\", \"user\": {\"uid\": 0, \"gid\": 0}}")] {
+        let file = ctx.dir.join(name);
+        fs::write(&file, text)?;
+        ctx.rt(&["exec", "--process", file.to_str().context("utf-8 path")?, &b.id])?.failed()?;
+    }
+    ensure!(procs(&b)? == before, "a failed exec left a process: {:?} -> {:?}", before, procs(&b)?);
+    ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
+    ctx.wait_status(&b.id, "stopped")?;
+    ctx.rt(&["exec", &b.id, "true"])?.failed()?;
+    Ok(())
+}
