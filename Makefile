@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps build demo test unit conformance bench clean
+.PHONY: all deps build demo test unit conformance bench install clean
 
 all: build
 
@@ -47,8 +47,14 @@ test: build unit conformance
 bench: build
 	hack/bench
 
+# The binary, man pages (section 8) and shell completions, in the usual places under PREFIX.
 install: build
 	install -D -m 0755 $(BERTH) $(DESTDIR)$(PREFIX)/bin/berth
+	$(BERTH) man $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BERTH) completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/berth
+	$(BERTH) completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_berth
+	$(BERTH) completion fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/berth.fish
 
 clean:
 	rm -rf $(BUILD) target

@@ -70,7 +70,7 @@ pub fn bind_console(slave: &str) -> Result<()> {
 fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> Result<()> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(payload)], &cmsg, MsgFlags::empty(), None)
+    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(payload)], &cmsg, MsgFlags::MSG_NOSIGNAL, None)
         .ctx(|| "send pty master to console socket")?;
     Ok(())
 }

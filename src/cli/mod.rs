@@ -66,6 +66,11 @@ pub enum Command {
     Spec(SpecArgs),
     /// Print the features this runtime supports (runtime-spec features.md)
     Features,
+    /// Print a shell completion script
+    Completion(CompletionArgs),
+    /// Write man pages for every command into a directory
+    #[command(hide = true)]
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -206,4 +211,14 @@ pub struct ExecArgs {
     /// Exec even when the container is paused
     #[arg(long)]
     pub ignore_paused: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    pub dir: PathBuf,
 }

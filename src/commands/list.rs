@@ -8,15 +8,13 @@ use crate::cli::{ListArgs, ListFormat};
 pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
     let all = berth::container::list(store)?;
     if a.quiet {
-        for (s, _) in &all {
-            println!("{}", s.id);
-        }
-        return Ok(0);
+        let ids: Vec<&str> = all.iter().map(|(s, _)| s.id.as_str()).collect();
+        return if ids.is_empty() { Ok(0) } else { super::emit(&ids.join("\n")) };
     }
     match a.format {
         ListFormat::Json => {
             let docs: Vec<_> = all.iter().map(|(s, st)| s.oci(*st)).collect();
-            println!("{}", serde_json::to_string(&docs)?);
+            super::emit(&serde_json::to_string(&docs)?)
         }
         ListFormat::Table => {
             let rows: Vec<[String; 6]> = all
@@ -33,11 +31,14 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
                     *w = (*w).max(cell.len());
                 }
             }
-            for row in std::iter::once(&header).chain(&rows) {
-                let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
-                println!("{}", cells.join("   ").trim_end());
-            }
+            let lines: Vec<String> = std::iter::once(&header)
+                .chain(&rows)
+                .map(|row| {
+                    let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                    cells.join("   ").trim_end().to_string()
+                })
+                .collect();
+            super::emit(&lines.join("\n"))
         }
     }
-    Ok(0)
 }

@@ -1,6 +1,7 @@
 //! One thin file per command: turn flags into a library call, print the result.
 
 mod create;
+mod docs;
 mod delete;
 mod exec;
 mod kill;
@@ -29,9 +30,19 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Delete(a) => delete::delete(&store, a),
         Command::Exec(a) => exec::exec(&store, a),
         Command::Spec(a) => spec::spec(a),
-        Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&berth::features::features())?);
-            Ok(0)
-        }
+        Command::Completion(a) => docs::completion(a),
+        Command::Man(a) => docs::man(a),
+        Command::Features => emit(&serde_json::to_string_pretty(&berth::features::features())?),
+    }
+}
+
+/// Write a command's output (plus a newline). A reader that went away early (`| head`) is not
+/// an error: the output was not wanted. Rust's println! would panic there.
+pub fn emit(text: &str) -> Result<i32> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e).context("write output")),
+        _ => Ok(0),
     }
 }

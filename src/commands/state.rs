@@ -5,6 +5,5 @@ use berth::state::Store;
 
 pub fn state(store: &Store, id: &str) -> Result<i32> {
     let (state, status) = berth::container::state(store, id)?;
-    println!("{}", serde_json::to_string_pretty(&state.oci(status))?);
-    Ok(0)
+    super::emit(&serde_json::to_string_pretty(&state.oci(status))?)
 }
