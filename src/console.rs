@@ -23,9 +23,9 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(s.into())
 }
 
-/// In the init, after pivot_root: make the pty, send its master, make the slave our stdio and
-/// controlling terminal, and bind it over /dev/console.
-pub fn setup_in_container(socket: BorrowedFd, size: Option<&ConsoleSize>) -> Result<()> {
+/// Inside the container: make the pty, send its master, make the slave our stdio and
+/// controlling terminal. Returns the slave's path (the init binds it over /dev/console).
+pub fn setup_in_container(socket: BorrowedFd, size: Option<&ConsoleSize>) -> Result<String> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx")?;
     grantpt(&master).ctx(|| "grantpt")?;
     unlockpt(&master).ctx(|| "unlockpt")?;
@@ -51,12 +51,12 @@ pub fn setup_in_container(socket: BorrowedFd, size: Option<&ConsoleSize>) -> Res
     }
     // SAFETY: TIOCSCTTY takes an int argument; 0 = don't steal from another session.
     nix::errno::Errno::result(unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) }).ctx(|| "set controlling terminal")?;
-    bind_console(&name)
+    Ok(name)
 }
 
 /// Bind the pty slave over /dev/console, opened without following any symlink so a container
 /// cannot point the bind somewhere else (CVE-2025-52565).
-fn bind_console(slave: &str) -> Result<()> {
+pub fn bind_console(slave: &str) -> Result<()> {
     let how = OpenHow::new()
         .flags(OFlag::O_CREAT | OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
         .mode(Mode::from_bits_truncate(0o600))

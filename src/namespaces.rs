@@ -1,7 +1,7 @@
 //! Namespaces: which to create and which to join (by path), uid/gid maps, time offsets.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
 use nix::sched::CloneFlags;
@@ -70,6 +70,39 @@ impl Plan {
             return Err(Error::config("linux.timeOffsets: requires a new time namespace"));
         }
         Ok(plan)
+    }
+
+    /// Join every namespace of a running process that differs from ours (for `exec`).
+    pub fn of_process(pid: nix::unistd::Pid) -> Result<Plan> {
+        use nix::sys::stat::fstat;
+        let kinds = [
+            ("user", CloneFlags::CLONE_NEWUSER), ("mnt", CloneFlags::CLONE_NEWNS),
+            ("pid", CloneFlags::CLONE_NEWPID), ("net", CloneFlags::CLONE_NEWNET),
+            ("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP), ("time", CLONE_NEWTIME),
+        ];
+        let mut join = Vec::new();
+        for (name, f) in kinds {
+            let theirs = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+            let ours = format!("/proc/self/ns/{name}");
+            let open_ns = |p: &Path| open(p, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty());
+            let fd = match open_ns(&theirs) {
+                // A kernel without this namespace kind.
+                Err(nix::errno::Errno::ENOENT) => continue,
+                r => r.ctx(|| format!("open {}", theirs.display()))?,
+            };
+            let same = match open_ns(Path::new(&ours)) {
+                Ok(mine) => {
+                    let (a, b) = (fstat(&fd).ctx(|| format!("stat {}", theirs.display()))?, fstat(&mine).ctx(|| format!("stat {ours}"))?);
+                    (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+                }
+                Err(_) => false,
+            };
+            if !same {
+                join.push((f, fd, theirs));
+            }
+        }
+        Ok(Plan { new: CloneFlags::empty(), join })
     }
 
     /// One clone with every new namespace is enough unless a namespace must be joined first,

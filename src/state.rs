@@ -256,3 +256,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
+
+/// The pid file is written whole or not at all: containerd and conmon read it as soon as it exists.
+pub fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
+    let path = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ctx(|| "getcwd")?.join(path)
+    };
+    write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+}

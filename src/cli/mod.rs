@@ -60,6 +60,8 @@ pub enum Command {
     Kill(KillArgs),
     /// Delete a container and everything create made for it
     Delete(DeleteArgs),
+    /// Run a new process in a running container
+    Exec(ExecArgs),
     /// Write a default config.json
     Spec(SpecArgs),
 }
@@ -146,4 +148,60 @@ pub struct SpecArgs {
     /// A spec for a container run by an unprivileged user
     #[arg(long)]
     pub rootless: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    pub id: String,
+    /// The command and its arguments (unless --process is given)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+    /// A process JSON (runtime-spec `process`) instead of the command and flags
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Unix socket that receives the pty master with --tty
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE), repeatable
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Allocate a pseudo-terminal
+    #[arg(short, long)]
+    pub tty: bool,
+    /// uid[:gid] to run as
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// An additional gid, repeatable
+    #[arg(short = 'g', long = "additional-gids")]
+    pub additional_gids: Vec<u32>,
+    /// Return once the process runs
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Write the process's pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// SELinux label for the process
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// AppArmor profile for the process
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// Set no_new_privs for the process
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Add a capability (to the bounding, effective and permitted sets), repeatable
+    #[arg(long)]
+    pub cap: Vec<String>,
+    /// Pass N more fds (3 to 3+N-1) to the process
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Put the process in a sub-cgroup of the container ([controller:]path)
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Exec even when the container is paused
+    #[arg(long)]
+    pub ignore_paused: bool,
 }

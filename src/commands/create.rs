@@ -8,8 +8,9 @@ use crate::cli::{CreateArgs, RunArgs};
 
 fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
     let console = a.console_socket.as_deref().map(berth::console::connect).transpose()?;
-    // systemd socket activation, as runc passes it on: LISTEN_FDS fds from 3 are inherited.
-    let listen = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<u32>().ok()).unwrap_or(0);
+    // systemd socket activation, as runc passes it on: only when the fds were meant for us.
+    let for_us = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
+    let listen = std::env::var("LISTEN_FDS").ok().filter(|_| for_us).and_then(|n| n.parse().ok()).unwrap_or(0);
     Ok(CreateOptions {
         id: &a.id,
         bundle: &a.bundle,
@@ -17,7 +18,8 @@ fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
         console,
         no_pivot: a.no_pivot,
         no_new_keyring: a.no_new_keyring,
-        preserve_fds: a.preserve_fds + listen,
+        preserve_fds: a.preserve_fds,
+        listen_fds: listen,
     })
 }
 

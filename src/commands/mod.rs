@@ -2,6 +2,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod kill;
 mod list;
 mod spec;
@@ -26,6 +27,7 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::list(&store, a),
         Command::Kill(a) => kill::kill(&store, a),
         Command::Delete(a) => delete::delete(&store, a),
+        Command::Exec(a) => exec::exec(&store, a),
         Command::Spec(a) => spec::spec(a),
     }
 }

@@ -2,7 +2,7 @@
 //! and wait until it is ready. A failure undoes every step that was taken.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
@@ -26,6 +26,9 @@ pub struct CreateOptions<'a> {
     pub no_new_keyring: bool,
     /// Fds 3..3+N the container process inherits.
     pub preserve_fds: u32,
+    /// systemd socket-activation fds passed on after the preserved ones; the process gets
+    /// `LISTEN_FDS` for them (and `LISTEN_PID=1`, valid in its own pid namespace).
+    pub listen_fds: u32,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -60,7 +63,10 @@ impl Drop for Undo {
 /// Create the container; returns the init's pid. The init then waits for `start`.
 pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     spec::validate_id(opts.id)?;
-    let bundle = spec::load(opts.bundle)?;
+    let mut bundle = spec::load(opts.bundle)?;
+    if opts.listen_fds > 0 {
+        pass_listen_fds(&mut bundle.spec, opts.listen_fds);
+    }
     let sp = &bundle.spec;
     spec::validate(sp)?;
     rootfs::validate(sp)?;
@@ -101,12 +107,12 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
-        preserve_fds: opts.preserve_fds,
+        preserve_fds: opts.preserve_fds + opts.listen_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
     };
-    let first = process::spawn(&args, child_chan)?;
+    let first = process::spawn_init(&args, child_chan)?;
     undo.pids.push(first);
     cgroup.add(first)?;
     if let Some(adj) = process.oom_score_adj() {
@@ -126,7 +132,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         cgroup,
         hooks: sp.hooks().clone(),
     };
-    let init = process::drive(first, &chan, &bundle, &ns, |init| {
+    let init = process::drive(first, &chan, linux, &ns, |init| {
         if init != first {
             undo.pids.push(init);
         }
@@ -140,7 +146,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     let dir = undo.dir.as_ref().expect("set above");
     dir.save(&saved)?;
     if let Some(p) = opts.pid_file {
-        write_pid_file(p, init)?;
+        state::write_pid_file(p, init)?;
     }
     tracing::debug!("created container {} with init {init} in {}", opts.id, dir_path.display());
     undo.dir = None;
@@ -155,12 +161,12 @@ fn owner() -> String {
     }
 }
 
-/// The pid file is written whole or not at all: containerd and conmon read it as soon as it exists.
-fn write_pid_file(path: &Path, pid: Pid) -> Result<()> {
-    let path: PathBuf = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir().ctx(|| "getcwd")?.join(path)
-    };
-    state::write_atomic(&path, pid.to_string().as_bytes(), 0o644)
+fn pass_listen_fds(spec: &mut oci_spec::runtime::Spec, n: u32) {
+    if let Some(p) = spec.process_mut() {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        env.push(format!("LISTEN_FDS={n}"));
+        env.push("LISTEN_PID=1".into());
+        p.set_env(Some(env));
+    }
 }

@@ -2,9 +2,11 @@
 //! foreground.
 
 mod create;
+mod exec;
 mod run;
 
 pub use create::{create, CreateOptions};
+pub use exec::{exec, ExecOptions};
 pub use run::{run, RunOptions};
 
 use std::time::{Duration, Instant};

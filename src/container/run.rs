@@ -33,41 +33,60 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
     let terminal = crate::spec::load(opts.create.bundle)
         .map(|b| b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false))
         .unwrap_or(false);
-    // With a terminal and nobody to hand the pty to, we take the master ourselves.
-    let mut our_console = None;
-    if terminal && opts.create.console.is_none() {
-        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-            .ctx(|| "create console socketpair")?;
-        opts.create.console = Some(theirs);
-        our_console = Some(ours);
-    }
-    // Blocked before the init exists so that no signal meant for it is lost; the init unblocks.
-    let mut signals = SigSet::empty();
-    for s in FORWARDED.iter().chain(&[Signal::SIGCHLD, Signal::SIGWINCH]) {
-        signals.add(*s);
-    }
-    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).ctx(|| "block signals")?;
-    let sfd = SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC).ctx(|| "create signalfd")?;
-
+    let fg = Foreground::prepare(terminal, &mut opts.create.console)?;
     let init = create(store, opts.create)?;
-    let result = (|| {
-        let master = match &our_console {
-            Some(sock) => Some(console::receive(sock.as_fd())?),
-            None => None,
-        };
-        start(store, &id)?;
-        let _raw = match &master {
-            Some(m) => RawTerminal::enter(m.as_fd())?,
-            None => None,
-        };
-        wait(init, &sfd, master.as_ref())
-    })();
+    let result = fg.attach(init, || start(store, &id));
     if !opts.keep {
         if let Err(e) = delete(store, &id, true) {
             tracing::warn!("delete container {id:?} after run: {e}");
         }
     }
     result
+}
+
+/// The runtime's side of a container process it waits for: signals forwarded, children reaped,
+/// the user's terminal bridged.
+pub(crate) struct Foreground {
+    signals: SignalFd,
+    /// Our end of the console socket when we hold the pty ourselves.
+    console: Option<OwnedFd>,
+}
+
+impl Foreground {
+    /// Before the process exists: block the signals it should get (it unblocks them itself, so
+    /// none is lost), and with a terminal and nobody to hand the pty to, take the pty ourselves
+    /// (`console` gets the process's end).
+    pub(crate) fn prepare(terminal: bool, console: &mut Option<OwnedFd>) -> Result<Foreground> {
+        let mut ours = None;
+        if terminal && console.is_none() {
+            let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+                .ctx(|| "create console socketpair")?;
+            *console = Some(theirs);
+            ours = Some(mine);
+        }
+        let mut set = SigSet::empty();
+        for s in FORWARDED.iter().chain(&[Signal::SIGCHLD, Signal::SIGWINCH]) {
+            set.add(*s);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).ctx(|| "block signals")?;
+        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "create signalfd")?;
+        crate::process::become_subreaper()?;
+        Ok(Foreground { signals, console: ours })
+    }
+
+    /// Once the process is ready: take its pty, let it go (`start`), and wait for it.
+    pub(crate) fn attach(self, pid: Pid, start: impl FnOnce() -> Result<()>) -> Result<i32> {
+        let master = match &self.console {
+            Some(sock) => Some(console::receive(sock.as_fd())?),
+            None => None,
+        };
+        start()?;
+        let _raw = match &master {
+            Some(m) => RawTerminal::enter(m.as_fd())?,
+            None => None,
+        };
+        wait(pid, &self.signals, master.as_ref())
+    }
 }
 
 /// Signals the user sends to the runtime that go on to the container.

@@ -43,14 +43,20 @@ pub fn prepare<'a>(process: &Process, seccomp: Option<seccomp::Filter<'a>>) -> R
 /// Done before "ready" so a missing program fails `create`, not `start`.
 fn resolve(process: &Process) -> Result<PathBuf> {
     let arg0 = &process.args().as_ref().expect("validated")[0];
+    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     if arg0.contains('/') {
-        return Ok(PathBuf::from(arg0));
+        let path = PathBuf::from(arg0);
+        return match path.metadata() {
+            Err(e) => Err(Error::io(format!("exec {arg0:?}"), e)),
+            Ok(_) if !executable(&path) => Err(Error::Init(format!("exec {arg0:?}: not an executable file"))),
+            Ok(_) => Ok(path),
+        };
     }
     let env = process.env().as_deref().unwrap_or_default();
     let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| executable(p))
         .ok_or_else(|| Error::Init(format!("exec {arg0:?}: executable file not found in $PATH")))
 }
 

@@ -66,7 +66,8 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     rootfs::pivot(&opts)?;
     if process.terminal().unwrap_or(false) {
         let socket = args.console.ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
-        console::setup_in_container(socket, process.console_size().as_ref())?;
+        let pty = console::setup_in_container(socket, process.console_size().as_ref())?;
+        console::bind_console(&pty)?;
     }
     rootfs::finalize(&opts)?;
 

@@ -1,12 +1,14 @@
-//! Starting the container init: the clone(s) that put it in its namespaces, and the parent's
-//! side of the sync protocol up to "ready".
+//! Starting a container process (the init, or one `exec` adds): the clone(s) that put it in its
+//! namespaces, and the parent's side of the sync protocol up to "ready".
 
+mod enter;
 pub mod exec;
 mod init;
 pub mod rlimits;
 pub mod sync;
 pub mod user;
 
+use std::convert::Infallible;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::path::Path;
 
@@ -14,6 +16,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
+use oci_spec::runtime::{Linux, Process};
 
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
@@ -37,15 +40,41 @@ pub struct InitArgs<'a> {
     pub close_fds: &'a [RawFd],
 }
 
-/// Clone the first child. It becomes the init itself when one clone can make every namespace;
-/// otherwise it joins/unshares and forks the init (see [`Plan::single_clone`]).
+/// What a process `exec` adds to a running container needs.
+pub struct EnterArgs<'a> {
+    pub process: &'a Process,
+    pub console: Option<BorrowedFd<'a>>,
+    pub preserve_fds: u32,
+}
+
+/// What every spawned container process needs before its own part runs.
+struct Spawn<'a> {
+    ns: &'a Plan,
+    linux: &'a Linux,
+    close_fds: &'a [RawFd],
+}
+
+/// Start the container init (see [`init`]); returns the first child's pid, for [`drive`].
+pub fn spawn_init(args: &InitArgs, chan: Channel) -> Result<Pid> {
+    let linux = args.bundle.spec.linux().as_ref().expect("validated");
+    let sp = Spawn { ns: args.ns, linux, close_fds: args.close_fds };
+    spawn(&sp, chan, |c| init::run(args, c))
+}
+
+/// Start a process in the namespaces of a running container (`ns` joins them all).
+pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, chan: Channel) -> Result<Pid> {
+    spawn(&Spawn { ns, linux, close_fds: &[] }, chan, |c| enter::run(args, c))
+}
+
+/// Clone the first child. It runs `body` itself when one clone can make every namespace;
+/// otherwise it joins/unshares and forks the process that does (see [`Plan::single_clone`]).
 /// Returns the first child's pid; the parent then drives [`Msg`]s through `chan`.
-pub fn spawn(args: &InitArgs, chan: Channel) -> Result<Pid> {
-    let flags = if args.ns.single_clone() { args.ns.new } else { CloneFlags::empty() };
-    match clone_fork(flags).ctx(|| "clone container init")? {
+fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infallible>) -> Result<Pid> {
+    let flags = if sp.ns.single_clone() { sp.ns.new } else { CloneFlags::empty() };
+    match clone_fork(flags).ctx(|| "clone container process")? {
         Some(pid) => Ok(pid),
         None => {
-            let err = match child(args, &chan) {
+            let err = match child(sp, &chan).and_then(|()| body(&chan)) {
                 Err(e) => e,
                 Ok(never) => match never {},
             };
@@ -60,8 +89,9 @@ pub fn spawn(args: &InitArgs, chan: Channel) -> Result<Pid> {
     }
 }
 
-fn child(args: &InitArgs, chan: &Channel) -> Result<std::convert::Infallible> {
-    for fd in args.close_fds {
+/// The common first part of a spawned process: namespaces, and the fork into pid/time ones.
+fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
+    for fd in sp.close_fds {
         let _ = nix::unistd::close(*fd);
     }
     // The runtime blocks signals to forward them; the container starts with none blocked.
@@ -71,20 +101,22 @@ fn child(args: &InitArgs, chan: &Channel) -> Result<std::convert::Infallible> {
     // SAFETY: restoring a default disposition installs no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     expect_go(chan)?;
-    if !args.ns.single_clone() {
-        namespaces::join(args.ns)?;
-        let unshare = args.ns.new - CloneFlags::CLONE_NEWPID;
+    let ns = sp.ns;
+    if !ns.single_clone() {
+        namespaces::join(ns)?;
+        let unshare = ns.new - CloneFlags::CLONE_NEWPID;
         nix::sched::unshare(unshare).ctx(|| format!("unshare namespaces {unshare:?}"))?;
-        if args.ns.new.contains(CloneFlags::CLONE_NEWUSER) {
+        if ns.new.contains(CloneFlags::CLONE_NEWUSER) {
             chan.send(&Msg::WriteMaps)?;
             expect_go(chan)?;
         }
-        let linux = args.bundle.spec.linux().as_ref().expect("validated");
-        namespaces::write_time_offsets(linux)?;
+        if ns.new.contains(namespaces::CLONE_NEWTIME) {
+            namespaces::write_time_offsets(sp.linux)?;
+        }
         // setns/unshare of pid and time namespaces apply to children only: fork the init there.
         let for_children = CloneFlags::CLONE_NEWPID | namespaces::CLONE_NEWTIME;
-        if args.ns.new.intersects(for_children) || args.ns.join.iter().any(|(f, ..)| for_children.contains(*f)) {
-            let pidns = args.ns.new & CloneFlags::CLONE_NEWPID;
+        if ns.new.intersects(for_children) || ns.join.iter().any(|(f, ..)| for_children.contains(*f)) {
+            let pidns = ns.new & CloneFlags::CLONE_NEWPID;
             if let Some(pid) = clone_fork(pidns).ctx(|| "fork container init")? {
                 chan.send(&Msg::InitPid(pid.as_raw()))?;
                 // SAFETY: see spawn(); this intermediate process is done.
@@ -92,7 +124,7 @@ fn child(args: &InitArgs, chan: &Channel) -> Result<std::convert::Infallible> {
             }
         }
     }
-    init::run(args, chan)
+    Ok(())
 }
 
 fn expect_go(chan: &Channel) -> Result<()> {
@@ -109,11 +141,10 @@ fn expect_go(chan: &Channel) -> Result<()> {
 pub fn drive(
     first: Pid,
     chan: &Channel,
-    bundle: &Bundle,
+    linux: &Linux,
     ns: &Plan,
     mut on_mounted: impl FnMut(Pid) -> Result<String>,
 ) -> Result<Pid> {
-    let linux = bundle.spec.linux().as_ref().expect("validated");
     if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWUSER) {
         namespaces::write_id_maps(first, linux)?;
     }

@@ -1,0 +1,191 @@
+//! Runs inside a container and reports, as one JSON object on stdout, what the
+//! process observes about its own environment. It judges nothing itself: the
+//! runner compares the report with the config it generated, so the expectations
+//! live in one place. Must be linked statically (the rootfs has no libc).
+//!
+//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write or ls.
+
+use serde_json::{json, Map, Value};
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+const NAMESPACES: &[&str] = &["cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"];
+const STATUS_FIELDS: &[&str] = &[
+    "Uid",
+    "Gid",
+    "Groups",
+    "CapInh",
+    "CapPrm",
+    "CapEff",
+    "CapBnd",
+    "CapAmb",
+    "NoNewPrivs",
+];
+const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
+    ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE),
+    ("RLIMIT_NPROC", libc::RLIMIT_NPROC),
+    ("RLIMIT_CORE", libc::RLIMIT_CORE),
+];
+
+fn main() {
+    let probes: Map<String, Value> = std::env::args()
+        .skip(1)
+        .map(|arg| {
+            let result = probe(&arg);
+            (arg, result)
+        })
+        .collect();
+    let report = json!({
+        "ns": namespaces(),
+        "uid_map": read_string("/proc/self/uid_map"),
+        "gid_map": read_string("/proc/self/gid_map"),
+        "status": status(),
+        "umask": umask(),
+        "rlimits": rlimits(),
+        "oom_score_adj": read_string("/proc/self/oom_score_adj").map(|s| s.trim().to_string()),
+        "fds": open_fds(),
+        "cgroup": read_string("/proc/self/cgroup"),
+        "hostname": read_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()),
+        "domainname": read_string("/proc/sys/kernel/domainname").map(|s| s.trim().to_string()),
+        "cwd": std::env::current_dir().ok(),
+        "env": std::env::vars().collect::<std::collections::BTreeMap<_, _>>(),
+        "mountinfo": read_string("/proc/self/mountinfo").map(|s| s.lines().map(String::from).collect::<Vec<_>>()),
+        "winsize": winsize(),
+        "probes": probes,
+    });
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{report}");
+}
+
+fn read_string(path: &str) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+/// `{"ok": value}` or `{"errno": n}`, so the runner can assert on exact errors (EROFS...).
+fn outcome(r: io::Result<Value>) -> Value {
+    match r {
+        Ok(v) => json!({ "ok": v }),
+        Err(e) => json!({ "errno": e.raw_os_error().unwrap_or(-1) }),
+    }
+}
+
+fn probe(arg: &str) -> Value {
+    let Some((kind, path)) = arg.split_once(':') else {
+        return json!({ "error": "expected KIND:PATH" });
+    };
+    outcome(match kind {
+        "stat" => fs::symlink_metadata(path).map(|m| {
+            let ft = m.file_type();
+            let kind = if ft.is_char_device() {
+                "c"
+            } else if ft.is_block_device() {
+                "b"
+            } else if ft.is_dir() {
+                "d"
+            } else if ft.is_symlink() {
+                "l"
+            } else {
+                "f"
+            };
+            let rdev = m.rdev();
+            json!({
+                "type": kind, "mode": m.mode() & 0o7777, "uid": m.uid(), "gid": m.gid(),
+                "major": libc::major(rdev), "minor": libc::minor(rdev),
+            })
+        }),
+        "readlink" => fs::read_link(path).map(|t| json!(t)),
+        "read" => fs::read(path).map(|d| json!(String::from_utf8_lossy(&d))),
+        "write" => fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(b"1\n"))
+            .map(|()| Value::Null),
+        "ls" => fs::read_dir(path).and_then(|d| {
+            let mut names = d
+                .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+                .collect::<io::Result<Vec<_>>>()?;
+            names.sort();
+            Ok(json!(names))
+        }),
+        _ => return json!({ "error": format!("unknown probe kind {kind}") }),
+    })
+}
+
+/// Inode of each namespace: equal inodes (on the same nsfs) mean the same namespace.
+fn namespaces() -> Map<String, Value> {
+    NAMESPACES
+        .iter()
+        .filter_map(|ns| {
+            let m = fs::metadata(format!("/proc/self/ns/{ns}")).ok()?;
+            Some((ns.to_string(), json!(m.ino())))
+        })
+        .collect()
+}
+
+fn status() -> Map<String, Value> {
+    let text = read_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| STATUS_FIELDS.contains(k))
+        .map(|(k, v)| (k.to_string(), json!(v.trim())))
+        .collect()
+}
+
+fn umask() -> u32 {
+    // umask can only be read by setting it; restore it at once.
+    let old = unsafe { libc::umask(0) };
+    unsafe { libc::umask(old) };
+    old
+}
+
+fn rlimits() -> Map<String, Value> {
+    RLIMITS
+        .iter()
+        .map(|(name, res)| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let rc = unsafe { libc::getrlimit(*res, &mut lim) };
+            let v = if rc == 0 {
+                json!([lim.rlim_cur, lim.rlim_max])
+            } else {
+                Value::Null
+            };
+            (name.to_string(), v)
+        })
+        .collect()
+}
+
+/// Open fds, not counting the one read_dir itself used (its link is gone once
+/// the directory is closed).
+fn open_fds() -> Vec<u32> {
+    let names: Vec<String> = fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fds: Vec<u32> = names
+        .iter()
+        .filter(|n| fs::read_link(format!("/proc/self/fd/{n}")).is_ok())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    fds.sort();
+    fds
+}
+
+fn winsize() -> Option<[u16; 2]> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let rc = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0).then_some([ws.ws_row, ws.ws_col])
+}

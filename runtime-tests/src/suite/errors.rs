@@ -1,0 +1,56 @@
+//! Invalid configs and ids: `create` must fail and change nothing.
+
+use super::Test;
+use crate::harness::{base_config, Bundle, Ctx};
+use anyhow::Result;
+use serde_json::json;
+use std::fs;
+
+pub const TESTS: &[Test] = &[
+    ("create-error/malformed-json", |c| {
+        let b = c.bundle(|_| {})?;
+        fs::write(b.config_path(), "{ this is not json")?;
+        create_fails(c, &b, &b.id)
+    }),
+    ("create-error/truncated-json", |c| {
+        let b = c.bundle(|_| {})?;
+        let full = serde_json::to_string(&base_config(&b.cgroup))?;
+        fs::write(b.config_path(), &full[..full.len() / 2])?;
+        create_fails(c, &b, &b.id)
+    }),
+    // Runtimes must refuse a major version they do not implement.
+    ("create-error/unsupported-major-version", |c| {
+        let b = c.bundle(|v| v["ociVersion"] = json!("2.0.0"))?;
+        create_fails(c, &b, &b.id)
+    }),
+    ("create-error/missing-rootfs", |c| {
+        let b = c.bundle(|v| v["root"]["path"] = json!("no-such-rootfs"))?;
+        create_fails(c, &b, &b.id)
+    }),
+    ("create-error/id-with-slash", |c| {
+        let b = c.bundle(|_| {})?;
+        create_fails(c, &b, "runtime-tests/escape")
+    }),
+    ("create-error/id-dotdot", |c| {
+        let b = c.bundle(|_| {})?;
+        create_fails(c, &b, "..")
+    }),
+    ("create-error/missing-hook-binary", |c| {
+        let b =
+            c.bundle(|v| v["hooks"] = json!({ "createRuntime": [{ "path": "/no/such/hook" }] }))?;
+        create_fails(c, &b, &b.id)
+    }),
+    ("create-error/invalid-namespace-path", |c| {
+        let b = c.bundle(|v| {
+            v["linux"]["namespaces"][1] = json!({ "type": "network", "path": "/no/such/ns" })
+        })?;
+        create_fails(c, &b, &b.id)
+    }),
+];
+
+/// `create` of bundle `b` as `id` must exit non-zero and leave no state and no cgroup.
+pub fn create_fails(ctx: &mut Ctx, b: &Bundle, id: &str) -> Result<()> {
+    ctx.track(id);
+    ctx.rt(&["create", "--bundle", b.dir_str(), id])?.failed()?;
+    ctx.assert_nothing_left(id, &b.cgroup)
+}

@@ -1,0 +1,272 @@
+//! The lifecycle seen from outside: create/start/state/kill/delete/run/list.
+
+use super::{process_gone, wait_file, wait_for, Test};
+use crate::harness::{Bundle, Ctx};
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+use std::fs;
+
+pub const TESTS: &[Test] = &[
+    (
+        "lifecycle/create-start-stop-delete",
+        create_start_stop_delete,
+    ),
+    ("lifecycle/run-exit-status", run_exit_status),
+    ("lifecycle/run-killed-status", run_killed_status),
+    ("lifecycle/run-detach", run_detach),
+    ("lifecycle/kill-default-sigterm", kill_default_sigterm),
+    ("lifecycle/kill-sigkill-spellings", kill_sigkill_spellings),
+    ("lifecycle/pid-file", pid_file),
+    ("lifecycle/list", list),
+    ("lifecycle/delete-force-running", delete_force_running),
+    ("lifecycle/delete-force-nonexistent", |c| {
+        c.rt(&["delete", "--force", "no-such-container"])?
+            .ok()
+            .map(drop)
+    }),
+    ("lifecycle/start-running-fails", start_running_fails),
+    ("lifecycle/delete-running-fails", delete_running_fails),
+    ("lifecycle/duplicate-id-fails", duplicate_id_fails),
+];
+
+/// Waits for /tmp/go (made from the host) and exits: lets a test see `running`
+/// and then `stopped` deterministically.
+const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do sleep 0.1; done";
+
+fn shell(script: &str) -> impl FnOnce(&mut Value) + '_ {
+    move |v| v["process"]["args"] = json!(["sh", "-c", script])
+}
+
+fn create(ctx: &mut Ctx, b: &Bundle) -> Result<()> {
+    ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?
+        .ok()
+        .map(drop)
+}
+
+/// A detached long-running container, already `running`; returns its state.
+pub fn running_sleeper(ctx: &mut Ctx) -> Result<(Bundle, Value)> {
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["sleep", "300"]))?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?
+        .ok()?;
+    let st = ctx.wait_status(&b.id, "running")?;
+    Ok((b, st))
+}
+
+fn pid_of(st: &Value) -> Result<i64> {
+    let pid = st["pid"]
+        .as_i64()
+        .with_context(|| format!("state has no pid: {st}"))?;
+    ensure!(pid > 0, "state pid {pid} is not positive");
+    Ok(pid)
+}
+
+/// MAJOR.MINOR.PATCH with an optional -suffix, as spec versions are written.
+fn is_semver(v: &str) -> bool {
+    let core = v.split_once('-').map_or(v, |(core, _)| core);
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn create_start_stop_delete(ctx: &mut Ctx) -> Result<()> {
+    let annotations = json!({ "org.example.runtime-tests": "yes" });
+    let b = ctx.bundle(|v| {
+        shell(WAIT_FOR_GO)(v);
+        v["annotations"] = annotations.clone();
+    })?;
+    create(ctx, &b)?;
+    let st = ctx.state(&b.id)?;
+    ensure!(
+        st["status"] == "created",
+        "status after create: {}",
+        st["status"]
+    );
+    ensure!(st["id"] == b.id.as_str(), "state id: {}", st["id"]);
+    ensure!(
+        st["bundle"] == b.dir_str(),
+        "state bundle: {} (want {})",
+        st["bundle"],
+        b.dir_str()
+    );
+    ensure!(
+        st["ociVersion"].as_str().is_some_and(is_semver),
+        "state ociVersion: {}",
+        st["ociVersion"]
+    );
+    ensure!(
+        st["annotations"] == annotations,
+        "state annotations: {}",
+        st["annotations"]
+    );
+    let pid = pid_of(&st)?;
+    ensure!(
+        !process_gone(pid),
+        "created container's pid {pid} does not exist"
+    );
+
+    ctx.rt(&["start", &b.id])?.ok()?;
+    let st = ctx.state(&b.id)?;
+    ensure!(
+        st["status"] == "running",
+        "status after start: {}",
+        st["status"]
+    );
+    ensure!(pid_of(&st)? == pid, "pid changed across start");
+
+    fs::write(b.rootfs().join("tmp/go"), "")?;
+    ctx.wait_status(&b.id, "stopped")?;
+    ctx.rt(&["delete", &b.id])?.ok()?;
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+fn run_exit_status(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(shell("exit 3"))?;
+    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+    ensure!(
+        out.code() == Some(3),
+        "run of `exit 3` returned {}",
+        out.describe()
+    );
+    Ok(())
+}
+
+fn run_killed_status(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["sleep", "300"]))?;
+    let run = ctx.spawn(&["run", "--bundle", b.dir_str(), &b.id])?;
+    ctx.wait_status(&b.id, "running")?;
+    ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
+    let out = run.wait()?;
+    ensure!(
+        out.code() == Some(128 + 9),
+        "run of a SIGKILLed process returned {}",
+        out.describe()
+    );
+    Ok(())
+}
+
+fn run_detach(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
+    ctx.wait_status(&b.id, "stopped")?;
+    ctx.rt(&["delete", &b.id])?.ok()?;
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+fn kill_default_sigterm(ctx: &mut Ctx) -> Result<()> {
+    // The init of a pid namespace only gets signals it has a handler for.
+    let b = ctx.bundle(shell(
+        "trap 'echo TERM > /tmp/sig; exit 0' TERM; touch /tmp/ready; while true; do sleep 0.1; done",
+    ))?;
+    create(ctx, &b)?;
+    ctx.rt(&["start", &b.id])?.ok()?;
+    wait_file(ctx, &b.rootfs().join("tmp/ready"))?;
+    ctx.rt(&["kill", &b.id])?.ok()?;
+    ctx.wait_status(&b.id, "stopped")?;
+    let got = fs::read_to_string(b.rootfs().join("tmp/sig")).unwrap_or_default();
+    ensure!(
+        got.trim() == "TERM",
+        "the process did not get SIGTERM (marker {got:?})"
+    );
+    Ok(())
+}
+
+fn kill_sigkill_spellings(ctx: &mut Ctx) -> Result<()> {
+    for sig in ["KILL", "SIGKILL", "9"] {
+        let (b, _) = running_sleeper(ctx)?;
+        ctx.rt(&["kill", &b.id, sig])?.ok()?;
+        ctx.wait_status(&b.id, "stopped")
+            .with_context(|| format!("after kill {sig}"))?;
+    }
+    Ok(())
+}
+
+fn pid_file(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(shell(WAIT_FOR_GO))?;
+    let pid_file = ctx.dir.join("init.pid");
+    let pid_arg = pid_file.to_str().context("utf-8 path")?;
+    ctx.rt(&[
+        "create",
+        "--bundle",
+        b.dir_str(),
+        "--pid-file",
+        pid_arg,
+        &b.id,
+    ])?
+    .ok()?;
+    let st = ctx.state(&b.id)?;
+    let written = fs::read_to_string(&pid_file).context("pid file not written")?;
+    ensure!(
+        written.trim().parse::<i64>().ok() == Some(pid_of(&st)?),
+        "pid file {written:?}, state pid {}",
+        st["pid"]
+    );
+    Ok(())
+}
+
+fn list(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(shell(WAIT_FOR_GO))?;
+    create(ctx, &b)?;
+    let text = ctx.rt(&["list"])?.ok()?.stdout;
+    ensure!(
+        text.lines()
+            .any(|l| l.split_whitespace().next() == Some(&b.id) && l.contains("created")),
+        "`list` does not show {} as created:\n{text}",
+        b.id
+    );
+    let out = ctx.rt(&["list", "-f", "json"])?.ok()?;
+    let all: Vec<Value> =
+        serde_json::from_str(&out.stdout).with_context(|| format!("list json: {}", out.stdout))?;
+    let me = all
+        .iter()
+        .find(|c| c["id"] == b.id.as_str())
+        .with_context(|| format!("`list -f json` lacks {}", b.id))?;
+    ensure!(me["status"] == "created", "listed status {}", me["status"]);
+    pid_of(me).map(drop)
+}
+
+fn delete_force_running(ctx: &mut Ctx) -> Result<()> {
+    let (b, st) = running_sleeper(ctx)?;
+    let pid = pid_of(&st)?;
+    ctx.rt(&["delete", "--force", &b.id])?.ok()?;
+    wait_for(ctx, "the container process to die", || process_gone(pid))?;
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+fn start_running_fails(ctx: &mut Ctx) -> Result<()> {
+    let (b, st) = running_sleeper(ctx)?;
+    ctx.rt(&["start", &b.id])?.failed()?;
+    let after = ctx.state(&b.id)?;
+    ensure!(
+        after["status"] == "running" && after["pid"] == st["pid"],
+        "second start changed the container: {after}"
+    );
+    Ok(())
+}
+
+fn delete_running_fails(ctx: &mut Ctx) -> Result<()> {
+    let (b, st) = running_sleeper(ctx)?;
+    ctx.rt(&["delete", &b.id])?.failed()?;
+    let after = ctx.state(&b.id)?;
+    ensure!(
+        after["status"] == "running" && after["pid"] == st["pid"],
+        "delete without --force changed it: {after}"
+    );
+    Ok(())
+}
+
+fn duplicate_id_fails(ctx: &mut Ctx) -> Result<()> {
+    let first = ctx.bundle(shell(WAIT_FOR_GO))?;
+    create(ctx, &first)?;
+    let before = ctx.state(&first.id)?;
+    let second = ctx.bundle(shell(WAIT_FOR_GO))?;
+    ctx.rt(&["create", "--bundle", second.dir_str(), &first.id])?
+        .failed()?;
+    let after = ctx.state(&first.id)?;
+    ensure!(
+        before == after,
+        "the existing container changed: {before} -> {after}"
+    );
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `exec`: add a process to a running container. It joins every namespace of the container's
+//! init and its cgroup before it runs anything, then takes the same last steps as the init.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::sys::signal::{kill, Signal};
+use oci_spec::runtime::{Linux, Process};
+
+use super::run::Foreground;
+use crate::namespaces::Plan;
+use crate::process::{self, sync, EnterArgs};
+use crate::state::{self, Status, Store};
+use crate::{Error, Result};
+
+pub struct ExecOptions<'a> {
+    pub id: &'a str,
+    pub process: Process,
+    /// A connected console socket for the pty when process.terminal is set.
+    pub console: Option<OwnedFd>,
+    pub pid_file: Option<&'a Path>,
+    pub detach: bool,
+    pub preserve_fds: u32,
+    /// Exec even when the container is paused (the process starts frozen).
+    pub ignore_paused: bool,
+}
+
+/// Returns the exit code: 0 when detached, else the process's (128+N when killed by signal N).
+pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
+    let process = &opts.process;
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::config("process.args: must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::config(format_args!("process.cwd {:?}: must be an absolute path", process.cwd())));
+    }
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && opts.detach && opts.console.is_none() {
+        return Err(Error::Usage("a detached process with a terminal needs --console-socket".into()));
+    }
+    if !terminal && opts.console.is_some() {
+        return Err(Error::Usage("--console-socket given but no terminal was asked for (-t)".into()));
+    }
+    let dir = store.open(opts.id, false)?;
+    let state = dir.load()?.ok_or_else(|| wrong(opts.id, Status::Creating))?;
+    match dir.status(&state) {
+        Status::Created | Status::Running => {}
+        Status::Paused if opts.ignore_paused => {}
+        s => return Err(wrong(opts.id, s)),
+    }
+    let ns = Plan::of_process(state.init_pid())?;
+    let fg = if opts.detach { None } else { Some(Foreground::prepare(terminal, &mut opts.console)?) };
+    if fg.is_none() {
+        process::become_subreaper()?;
+    }
+
+    let (chan, child_chan) = sync::pair()?;
+    let args = EnterArgs {
+        process: &opts.process,
+        console: opts.console.as_ref().map(|c| c.as_fd()),
+        preserve_fds: opts.preserve_fds,
+    };
+    let linux = Linux::default();
+    let first = process::spawn_enter(&args, &ns, &linux, child_chan)?;
+    let started = state.cgroup.add(first).and_then(|()| {
+        process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
+    });
+    let pid = match started {
+        Ok(pid) => pid,
+        Err(e) => {
+            // Closing the channel ends a child waiting on it; the intermediate one is killed.
+            drop(chan);
+            let _ = kill(first, Signal::SIGKILL);
+            while nix::sys::wait::wait().is_ok() {}
+            return Err(e);
+        }
+    };
+    drop(args);
+    drop(opts.console.take());
+    if let Some(p) = opts.pid_file {
+        state::write_pid_file(p, pid)?;
+    }
+    drop(dir);
+    match fg {
+        None => Ok(0),
+        Some(fg) => fg.attach(pid, || Ok(())),
+    }
+}
+
+fn wrong(id: &str, status: Status) -> Error {
+    Error::WrongState { op: "exec in", id: id.to_string(), status: status.to_string() }
+}

@@ -1,0 +1,20 @@
+//! A process added to a running container by `exec`, once it is in the container's namespaces
+//! and cgroup: terminal, then the same last steps as the init.
+
+use std::convert::Infallible;
+
+use super::sync::{Channel, Msg};
+use super::{exec, EnterArgs};
+use crate::{console, Context, Result};
+
+pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
+    let process = args.process;
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    if let Some(socket) = args.console {
+        console::setup_in_container(socket, process.console_size().as_ref())?;
+    }
+    // TODO(exec): the container's linux.seccomp is not applied yet; `exec` doesn't load its config.
+    let prepared = exec::prepare(process, None)?;
+    chan.send(&Msg::Ready)?;
+    exec::exec(prepared, process, args.preserve_fds)
+}
