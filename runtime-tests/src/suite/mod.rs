@@ -13,6 +13,7 @@ mod errors;
 mod hooks;
 mod inside;
 mod lifecycle;
+mod seccomp;
 
 pub type Test = (&'static str, fn(&mut Ctx) -> Result<()>);
 
@@ -23,6 +24,7 @@ pub fn all() -> Vec<Test> {
         inside::TESTS,
         hooks::TESTS,
         console::TESTS,
+        seccomp::TESTS,
     ]
     .concat()
 }
