@@ -82,7 +82,7 @@ fn argument_filter(ctx: &mut Ctx) -> Result<()> {
 /// Without noNewPrivileges the runtime needs CAP_SYS_ADMIN to load the filter; the process
 /// must not keep it.
 fn no_cap_sys_admin_left(ctx: &mut Ctx) -> Result<()> {
-    let profile = allow_but(json!([{ "names": ["getcwd"], "action": "SCMP_ACT_ERRNO" }]));
+    let profile = allow_but(json!([{ "names": ["uname"], "action": "SCMP_ACT_ERRNO" }]));
     let out = run(ctx, &["grep", "^CapEff", "/proc/self/status"], profile, false)?.ok()?;
     let eff = out.stdout.trim().trim_start_matches("CapEff:").trim();
     let eff = u64::from_str_radix(eff, 16).with_context(|| format!("CapEff in {:?}", out.stdout))?;
