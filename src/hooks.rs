@@ -23,6 +23,15 @@ pub enum HookKind {
 }
 
 impl HookKind {
+    pub const ALL: [HookKind; 6] = [
+        HookKind::Prestart,
+        HookKind::CreateRuntime,
+        HookKind::CreateContainer,
+        HookKind::StartContainer,
+        HookKind::Poststart,
+        HookKind::Poststop,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             HookKind::Prestart => "prestart",
@@ -60,8 +69,7 @@ pub fn in_container(state: &str, status: &str) -> String {
 /// Hooks whose path must resolve in the runtime's namespace must exist before create starts.
 pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
     let Some(hooks) = hooks else { return Ok(()) };
-    let all = [HookKind::Prestart, HookKind::CreateRuntime, HookKind::CreateContainer, HookKind::StartContainer, HookKind::Poststart, HookKind::Poststop];
-    for kind in all {
+    for kind in HookKind::ALL {
         for (i, h) in kind.list(hooks).iter().enumerate() {
             let field = format!("hooks.{}[{i}].path {}", kind.name(), h.path().display());
             if !h.path().is_absolute() {

@@ -14,6 +14,11 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "hooks/create-runs-create-hooks",
         "runc 1.1 runs poststart hooks at the end of create, before start",
     ),
+    (
+        "runc",
+        "features/mount-options",
+        "runc 1.1 advertises `defaults` but passes it to the filesystem as mount data (tmpfs: EINVAL)",
+    ),
     ("runc", "hooks/start-runs-start-hooks", "runc 1.1 runs poststart hooks during create, not during start"),
     (
         "runc",

@@ -61,9 +61,11 @@ pub enum Command {
     /// Delete a container and everything create made for it
     Delete(DeleteArgs),
     /// Run a new process in a running container
-    Exec(ExecArgs),
+    Exec(Box<ExecArgs>),
     /// Write a default config.json
     Spec(SpecArgs),
+    /// Print the features this runtime supports (runtime-spec features.md)
+    Features,
 }
 
 #[derive(Args, Debug)]

@@ -29,5 +29,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Delete(a) => delete::delete(&store, a),
         Command::Exec(a) => exec::exec(&store, a),
         Command::Spec(a) => spec::spec(a),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&berth::features::features())?);
+            Ok(0)
+        }
     }
 }

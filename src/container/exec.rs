@@ -75,7 +75,6 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
             return Err(e);
         }
     };
-    drop(args);
     drop(opts.console.take());
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, pid)?;

@@ -5,7 +5,7 @@
 mod cgroup;
 mod dev;
 mod masked;
-mod mount;
+pub(crate) mod mount;
 mod mountinfo;
 mod paths;
 mod pivot;
@@ -191,3 +191,5 @@ pub fn finalize(opts: &Options) -> Result<()> {
         linux.masked_paths().as_deref().unwrap_or_default(),
     )
 }
+
+pub use mount::option_names as mount_options;

@@ -24,6 +24,9 @@ const MOUNT_ATTR_RELATIME: u64 = 0x0;
 const MOUNT_ATTR_NOATIME: u64 = 0x10;
 const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
 const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x0020_0000;
+/// Not in libc yet (Linux 5.10).
+const MS_NOSYMFOLLOW: libc::c_ulong = 256;
 
 /// Flags that pick an access-time mode; one given explicitly replaces the source's.
 const ATIME_FLAGS: MsFlags = MsFlags::MS_NOATIME
@@ -119,20 +122,89 @@ const DATA_WORDS: &[&str] = &[
     "nodiscard",
 ];
 
+const fn ms(bits: libc::c_ulong) -> MsFlags {
+    MsFlags::from_bits_retain(bits)
+}
+
+/// Propagation options (and `linux.rootfsPropagation` values) and their flags.
+const PROPAGATIONS: &[(&str, MsFlags)] = &[
+    ("private", ms(libc::MS_PRIVATE)),
+    ("rprivate", ms(libc::MS_PRIVATE | libc::MS_REC)),
+    ("shared", ms(libc::MS_SHARED)),
+    ("rshared", ms(libc::MS_SHARED | libc::MS_REC)),
+    ("slave", ms(libc::MS_SLAVE)),
+    ("rslave", ms(libc::MS_SLAVE | libc::MS_REC)),
+    ("unbindable", ms(libc::MS_UNBINDABLE)),
+    ("runbindable", ms(libc::MS_UNBINDABLE | libc::MS_REC)),
+];
+
+/// Classic mount(2) flag options: (name, clears?, flag).
+const FLAGS: &[(&str, bool, MsFlags)] = &[
+    ("defaults", false, MsFlags::empty()),
+    ("bind", false, ms(libc::MS_BIND)),
+    ("rbind", false, ms(libc::MS_BIND | libc::MS_REC)),
+    ("ro", false, ms(libc::MS_RDONLY)),
+    ("rw", true, ms(libc::MS_RDONLY)),
+    ("nosuid", false, ms(libc::MS_NOSUID)),
+    ("suid", true, ms(libc::MS_NOSUID)),
+    ("nodev", false, ms(libc::MS_NODEV)),
+    ("dev", true, ms(libc::MS_NODEV)),
+    ("noexec", false, ms(libc::MS_NOEXEC)),
+    ("exec", true, ms(libc::MS_NOEXEC)),
+    ("sync", false, ms(libc::MS_SYNCHRONOUS)),
+    ("async", true, ms(libc::MS_SYNCHRONOUS)),
+    ("dirsync", false, ms(libc::MS_DIRSYNC)),
+    ("remount", false, ms(libc::MS_REMOUNT)),
+    ("mand", false, ms(libc::MS_MANDLOCK)),
+    ("nomand", true, ms(libc::MS_MANDLOCK)),
+    ("noatime", false, ms(libc::MS_NOATIME)),
+    ("atime", true, ms(libc::MS_NOATIME)),
+    ("nodiratime", false, ms(libc::MS_NODIRATIME)),
+    ("diratime", true, ms(libc::MS_NODIRATIME)),
+    ("relatime", false, ms(libc::MS_RELATIME)),
+    ("norelatime", true, ms(libc::MS_RELATIME)),
+    ("strictatime", false, ms(libc::MS_STRICTATIME)),
+    ("nostrictatime", true, ms(libc::MS_STRICTATIME)),
+    ("lazytime", false, ms(libc::MS_LAZYTIME)),
+    ("nolazytime", true, ms(libc::MS_LAZYTIME)),
+    ("silent", false, ms(libc::MS_SILENT)),
+    ("loud", true, ms(libc::MS_SILENT)),
+    ("iversion", false, ms(libc::MS_I_VERSION)),
+    ("noiversion", true, ms(libc::MS_I_VERSION)),
+    ("nosymfollow", false, ms(MS_NOSYMFOLLOW)),
+    ("symfollow", true, ms(MS_NOSYMFOLLOW)),
+];
+
+/// Recursive `r*` options, applied with mount_setattr(2): (name, clears?, attribute).
+const RECURSIVE: &[(&str, bool, u64)] = &[
+    ("rro", false, MOUNT_ATTR_RDONLY),
+    ("rrw", true, MOUNT_ATTR_RDONLY),
+    ("rnosuid", false, MOUNT_ATTR_NOSUID),
+    ("rsuid", true, MOUNT_ATTR_NOSUID),
+    ("rnodev", false, MOUNT_ATTR_NODEV),
+    ("rdev", true, MOUNT_ATTR_NODEV),
+    ("rnoexec", false, MOUNT_ATTR_NOEXEC),
+    ("rexec", true, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", false, MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, MOUNT_ATTR_RELATIME),
+    ("rnoatime", false, MOUNT_ATTR_NOATIME),
+    ("ratime", true, MOUNT_ATTR_NOATIME),
+    ("rstrictatime", false, MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", true, MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
 /// The propagation flags a name stands for, as used by `options` and `linux.rootfsPropagation`.
 pub(crate) fn propagation(name: &str) -> Option<MsFlags> {
-    let rec = MsFlags::MS_REC;
-    Some(match name {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | rec,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | rec,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | rec,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | rec,
-        _ => return None,
-    })
+    PROPAGATIONS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+}
+
+/// Every mount option this parser understands (for `features`).
+pub fn option_names() -> impl Iterator<Item = &'static str> {
+    FLAGS.iter().map(|(n, ..)| *n).chain(RECURSIVE.iter().map(|(n, ..)| *n)).chain(PROPAGATIONS.iter().map(|(n, _)| *n))
 }
 
 /// Parse fstab-style options; the error names the offending option.
@@ -158,19 +230,19 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
         } else if let Some(p) = propagation(opt) {
             o.propagation.push(p);
         } else if let Some((clear, attr)) = recursive_attr(opt) {
-            if clear {
-                o.attr_clr |= attr;
-                o.attr_set &= !attr;
-            } else {
-                // Access-time modes are one field: setting one clears the whole field first.
-                let field = if attr & MOUNT_ATTR_ATIME != 0 || opt == "rrelatime" {
-                    MOUNT_ATTR_ATIME
-                } else {
-                    attr
-                };
-                o.attr_clr |= field;
-                o.attr_set = (o.attr_set & !field) | attr;
-            }
+            // Access-time modes are one field, which mount_setattr(2) changes only as a whole:
+            // clearing a mode means going back to the default (relatime), or, for
+            // rnorelatime, to strictatime.
+            let atime_mode = attr & MOUNT_ATTR_ATIME != 0 || matches!(opt, "rrelatime" | "rnorelatime");
+            let (field, value) = match (atime_mode, clear) {
+                (true, false) => (MOUNT_ATTR_ATIME, attr),
+                (true, true) if opt == "rnorelatime" => (MOUNT_ATTR_ATIME, MOUNT_ATTR_STRICTATIME),
+                (true, true) => (MOUNT_ATTR_ATIME, MOUNT_ATTR_RELATIME),
+                (false, false) => (attr, attr),
+                (false, true) => (attr, 0),
+            };
+            o.attr_clr |= field;
+            o.attr_set = (o.attr_set & !field) | value;
         } else if opt == "tmpcopyup" {
             return Err("option \"tmpcopyup\" is not supported".into());
         } else if matches!(opt, "idmap" | "ridmap") {
@@ -186,62 +258,12 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
 
 /// (clears?, flag) for a classic mount(2) flag option.
 fn flag(opt: &str) -> Option<(bool, MsFlags)> {
-    use MsFlags as F;
-    Some(match opt {
-        "defaults" => (false, F::empty()),
-        "bind" => (false, F::MS_BIND),
-        "rbind" => (false, F::MS_BIND | F::MS_REC),
-        "ro" => (false, F::MS_RDONLY),
-        "rw" => (true, F::MS_RDONLY),
-        "nosuid" => (false, F::MS_NOSUID),
-        "suid" => (true, F::MS_NOSUID),
-        "nodev" => (false, F::MS_NODEV),
-        "dev" => (true, F::MS_NODEV),
-        "noexec" => (false, F::MS_NOEXEC),
-        "exec" => (true, F::MS_NOEXEC),
-        "sync" => (false, F::MS_SYNCHRONOUS),
-        "async" => (true, F::MS_SYNCHRONOUS),
-        "dirsync" => (false, F::MS_DIRSYNC),
-        "remount" => (false, F::MS_REMOUNT),
-        "mand" => (false, F::MS_MANDLOCK),
-        "nomand" => (true, F::MS_MANDLOCK),
-        "noatime" => (false, F::MS_NOATIME),
-        "atime" => (true, F::MS_NOATIME),
-        "nodiratime" => (false, F::MS_NODIRATIME),
-        "diratime" => (true, F::MS_NODIRATIME),
-        "relatime" => (false, F::MS_RELATIME),
-        "norelatime" => (true, F::MS_RELATIME),
-        "strictatime" => (false, F::MS_STRICTATIME),
-        "nostrictatime" => (true, F::MS_STRICTATIME),
-        "lazytime" => (false, F::MS_LAZYTIME),
-        "nolazytime" => (true, F::MS_LAZYTIME),
-        "silent" => (false, F::MS_SILENT),
-        "loud" => (true, F::MS_SILENT),
-        _ => return None,
-    })
+    FLAGS.iter().find(|(n, ..)| *n == opt).map(|(_, c, f)| (*c, *f))
 }
 
-/// (clears?, attribute) for a recursive `r*` option, applied with mount_setattr(2).
+/// (clears?, attribute) for a recursive `r*` option.
 fn recursive_attr(opt: &str) -> Option<(bool, u64)> {
-    Some(match opt {
-        "rro" => (false, MOUNT_ATTR_RDONLY),
-        "rrw" => (true, MOUNT_ATTR_RDONLY),
-        "rnosuid" => (false, MOUNT_ATTR_NOSUID),
-        "rsuid" => (true, MOUNT_ATTR_NOSUID),
-        "rnodev" => (false, MOUNT_ATTR_NODEV),
-        "rdev" => (true, MOUNT_ATTR_NODEV),
-        "rnoexec" => (false, MOUNT_ATTR_NOEXEC),
-        "rexec" => (true, MOUNT_ATTR_NOEXEC),
-        "rnodiratime" => (false, MOUNT_ATTR_NODIRATIME),
-        "rdiratime" => (true, MOUNT_ATTR_NODIRATIME),
-        "rrelatime" => (false, MOUNT_ATTR_RELATIME),
-        "rnorelatime" => (true, MOUNT_ATTR_RELATIME),
-        "rnoatime" => (false, MOUNT_ATTR_NOATIME),
-        "ratime" => (true, MOUNT_ATTR_NOATIME),
-        "rstrictatime" => (false, MOUNT_ATTR_STRICTATIME),
-        "rnostrictatime" => (true, MOUNT_ATTR_STRICTATIME),
-        _ => return None,
-    })
+    RECURSIVE.iter().find(|(n, ..)| *n == opt).map(|(_, c, a)| (*c, *a))
 }
 
 /// Mount `mounts[index]` inside the rootfs open at `root`.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod console;
 mod errors;
+mod features;
 mod hooks;
 mod inside;
 mod lifecycle;
@@ -24,6 +25,7 @@ pub fn all() -> Vec<Test> {
         inside::TESTS,
         hooks::TESTS,
         console::TESTS,
+        features::TESTS,
         seccomp::TESTS,
     ]
     .concat()

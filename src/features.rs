@@ -1,0 +1,34 @@
+//! `features`: the runtime-spec features document. It reports only what berth really
+//! supports; lists come from the code that implements them, so they cannot drift.
+
+use serde_json::{json, Value};
+
+use crate::hooks::HookKind;
+
+/// The spec versions we accept in config.json (see [`crate::spec::load`]).
+const OCI_VERSION_MIN: &str = "1.0.0";
+
+pub fn features() -> Value {
+    let hooks: Vec<&str> = HookKind::ALL.iter().map(|k| k.name()).collect();
+    let mut caps: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
+    caps.sort();
+    json!({
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": crate::state::OCI_VERSION,
+        "hooks": hooks,
+        "mountOptions": crate::rootfs::mount_options().collect::<Vec<_>>(),
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "seccomp": crate::security::seccomp::features(),
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } },
+            "netDevices": { "enabled": false }
+        },
+        "annotations": { "io.github.berth.version": env!("CARGO_PKG_VERSION") },
+        "potentiallyUnsafeConfigAnnotations": []
+    })
+}
