@@ -20,7 +20,8 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let dir = bundle.canonicalize().ctx(|| format!("bundle {}", bundle.display()))?;
     let path = dir.join("config.json");
     let text = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
-    let spec: Spec = serde_json::from_slice(&text)
+    // The error names the field: "linux.seccomp.syscalls[2].action: unknown variant ...".
+    let spec: Spec = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&text))
         .map_err(|e| Error::config(format_args!("{}: {e}", path.display())))?;
     check_version(spec.version())?;
     let root = spec.root().as_ref().ok_or_else(|| Error::config("root: missing"))?;

@@ -12,6 +12,7 @@ use crate::cgroups::Cgroup;
 use crate::hooks::{self, HookKind};
 use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
+use crate::security::seccomp;
 use crate::state::{self, State, Status, Store};
 use crate::{rootfs, spec, Context, Error, Result};
 
@@ -70,6 +71,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     spec::validate(sp)?;
     rootfs::validate(sp)?;
     hooks::validate(sp.hooks().as_ref())?;
+    seccomp::validate(sp)?;
     let linux = sp.linux().as_ref().expect("validated");
     let ns = Plan::from_linux(linux)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
@@ -96,6 +98,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     undo.cgroup = Some(cgroup.clone());
     process::become_subreaper()?;
 
+    let listener = seccomp::connect_listener(linux)?;
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
@@ -103,6 +106,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         ns: &ns,
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
+        seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
         preserve_fds: opts.preserve_fds + opts.listen_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,

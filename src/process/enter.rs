@@ -13,7 +13,8 @@ pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
     if let Some(socket) = args.console {
         console::setup_in_container(socket, process.console_size().as_ref())?;
     }
-    let program = exec::prepare(process)?;
+    // TODO(exec): the container's linux.seccomp is not applied yet; `exec` doesn't load its config.
+    let prepared = exec::prepare(process, None)?;
     chan.send(&Msg::Ready)?;
-    exec::exec(&program, process, args.preserve_fds)
+    exec::exec(prepared, process, args.preserve_fds)
 }

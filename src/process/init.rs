@@ -12,6 +12,7 @@ use super::sync::{Channel, Msg};
 use super::{exec, user, InitArgs};
 use crate::hooks::{self, HookKind};
 use crate::rootfs;
+use crate::security::seccomp;
 use crate::{console, syscall, Context, Error, Result};
 
 pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
@@ -70,7 +71,8 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     rootfs::finalize(&opts)?;
 
-    let program = exec::prepare(process)?;
+    let filter = linux.seccomp().as_ref().map(|sc| seccomp::compile(sc, args.seccomp_listener, &state)).transpose()?;
+    let prepared = exec::prepare(process, filter)?;
     chan.send(&Msg::Ready)?;
 
     // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the
@@ -84,7 +86,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     nix::unistd::write(&wr, b"0").ctx(|| "write exec fifo")?;
     drop((wr, state_dir));
-    exec::exec(&program, process, args.preserve_fds)
+    exec::exec(prepared, process, args.preserve_fds)
 }
 
 fn set_domainname(name: &str) -> Result<()> {

@@ -31,6 +31,8 @@ pub struct InitArgs<'a> {
     pub ns: &'a Plan,
     pub fifo: &'a Path,
     pub console: Option<BorrowedFd<'a>>,
+    /// Connected to linux.seccomp.listenerPath, which gets the notify fd.
+    pub seccomp_listener: Option<BorrowedFd<'a>>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,

@@ -1,3 +1,4 @@
 //! What limits the container process's privileges.
 
 pub mod capabilities;
+pub mod seccomp;

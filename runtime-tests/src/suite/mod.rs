@@ -15,6 +15,7 @@ mod features;
 mod hooks;
 mod inside;
 pub mod lifecycle;
+mod seccomp;
 
 pub type Test = (&'static str, fn(&mut Ctx) -> Result<()>);
 
@@ -27,6 +28,7 @@ pub fn all() -> Vec<Test> {
         console::TESTS,
         features::TESTS,
         exec::TESTS,
+        seccomp::TESTS,
     ]
     .concat()
 }
