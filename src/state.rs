@@ -59,6 +59,10 @@ pub struct State {
     /// The hooks still to run after create (poststart, poststop), as in config.json.
     #[serde(default)]
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// The seccomp profile, which processes added by `exec` get too. Kept from create, so a
+    /// later edit of config.json changes nothing for a running container.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// The state document of the runtime-spec (what `state` prints and hooks read on stdin).

@@ -131,6 +131,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         annotations: sp.annotations().clone().unwrap_or_default(),
         cgroup,
         hooks: sp.hooks().clone(),
+        seccomp: linux.seccomp().clone(),
     };
     let init = process::drive(first, &chan, linux, &ns, |init| {
         if init != first {

@@ -10,6 +10,7 @@ use oci_spec::runtime::{Linux, Process};
 use super::run::Foreground;
 use crate::namespaces::Plan;
 use crate::process::{self, sync, EnterArgs};
+use crate::security::seccomp;
 use crate::state::{self, Status, Store};
 use crate::{Error, Result};
 
@@ -43,11 +44,16 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     }
     let dir = store.open(opts.id, false)?;
     let state = dir.load()?.ok_or_else(|| wrong(opts.id, Status::Creating))?;
-    match dir.status(&state) {
+    let status = dir.status(&state);
+    match status {
         Status::Created | Status::Running => {}
         Status::Paused if opts.ignore_paused => {}
         s => return Err(wrong(opts.id, s)),
     }
+    let mut linux = Linux::default();
+    linux.set_seccomp(state.seccomp.clone());
+    let listener = seccomp::connect_listener(&linux)?;
+    let state_json = serde_json::to_string(&state.oci(status)).expect("state serialises");
     let ns = Plan::of_process(state.init_pid())?;
     let fg = if opts.detach { None } else { Some(Foreground::prepare(terminal, &mut opts.console)?) };
     if fg.is_none() {
@@ -59,8 +65,10 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         process: &opts.process,
         console: opts.console.as_ref().map(|c| c.as_fd()),
         preserve_fds: opts.preserve_fds,
+        seccomp: linux.seccomp().as_ref(),
+        seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
+        state: &state_json,
     };
-    let linux = Linux::default();
     let first = process::spawn_enter(&args, &ns, &linux, child_chan)?;
     let started = state.cgroup.add(first).and_then(|()| {
         process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))

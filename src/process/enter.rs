@@ -5,6 +5,7 @@ use std::convert::Infallible;
 
 use super::sync::{Channel, Msg};
 use super::{exec, EnterArgs};
+use crate::security::seccomp;
 use crate::{console, Context, Result};
 
 pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
@@ -13,8 +14,8 @@ pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
     if let Some(socket) = args.console {
         console::setup_in_container(socket, process.console_size().as_ref())?;
     }
-    // TODO(exec): the container's linux.seccomp is not applied yet; `exec` doesn't load its config.
-    let prepared = exec::prepare(process, None)?;
+    let filter = args.seccomp.map(|sc| seccomp::compile(sc, args.seccomp_listener, args.state)).transpose()?;
+    let prepared = exec::prepare(process, filter)?;
     chan.send(&Msg::Ready)?;
     exec::exec(prepared, process, args.preserve_fds)
 }

@@ -45,6 +45,10 @@ pub struct EnterArgs<'a> {
     pub process: &'a Process,
     pub console: Option<BorrowedFd<'a>>,
     pub preserve_fds: u32,
+    /// The container's seccomp profile, its listener, and the state JSON sent there.
+    pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
+    pub seccomp_listener: Option<BorrowedFd<'a>>,
+    pub state: &'a str,
 }
 
 /// What every spawned container process needs before its own part runs.

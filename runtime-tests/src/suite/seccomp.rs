@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = &[
         run(c, &["true"], profile, false)?.ok().map(drop)
     }),
     ("seccomp/no-cap-sys-admin-left", no_cap_sys_admin_left),
+    ("seccomp/exec-gets-the-filter", exec_gets_the_filter),
     ("seccomp/notify-listener", notify_listener),
     ("seccomp/bad-action", |c| bad(c, json!({ "names": ["uname"], "action": "SCMP_ACT_EXPLODE" }))),
     ("seccomp/errno-ret-out-of-range", |c| {
@@ -127,6 +128,19 @@ fn notify_listener(ctx: &mut Ctx) -> Result<()> {
     ensure!(out.stderr.contains("Disk quota exceeded"), "EDQUOT from the listener expected: {}", out.describe());
     ensure!(msg["fds"] == json!(["seccompFd"]) && msg["metadata"] == "hello agent", "message {msg}");
     ensure!(msg["state"]["id"].is_string() && msg["pid"].as_i64().is_some_and(|p| p > 0), "message {msg}");
+    Ok(())
+}
+
+/// A process added by `exec` runs under the container's profile too.
+fn exec_gets_the_filter(ctx: &mut Ctx) -> Result<()> {
+    let rules = json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSPC }]);
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sleep", "300"]);
+        v["linux"]["seccomp"] = allow_but(rules);
+    })?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    let out = ctx.rt(&["exec", &b.id, "mkdir", "/tmp/x"])?;
+    ensure!(out.stderr.contains("No space left on device"), "ENOSPC expected: {}", out.describe());
     Ok(())
 }
 
