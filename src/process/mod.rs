@@ -101,6 +101,11 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
     // The runtime blocks signals to forward them; the container starts with none blocked.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask")?;
+    // Until it execs, this process is the runtime's binary. Non-dumpable, its /proc/<pid>/exe
+    // (and the rest of /proc/<pid>) is closed to the container's processes, which could otherwise
+    // open the host binary through it and overwrite it once we exit (CVE-2019-5736). execve
+    // makes the container's program dumpable again.
+    nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
     // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec.
     // SAFETY: restoring a default disposition installs no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
