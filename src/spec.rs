@@ -21,7 +21,10 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let path = dir.join("config.json");
     let text = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
     let spec: Spec = serde_json::from_slice(&text)
-        .map_err(|e| Error::config(format_args!("{}: {e}", path.display())))?;
+        .map_err(|e| {
+            let field = crate::cgroups::parse_error_field(&text).map(|f| f + ": ").unwrap_or_default();
+            Error::config(format_args!("{}: {field}{e}", path.display()))
+        })?;
     check_version(spec.version())?;
     let root = spec.root().as_ref().ok_or_else(|| Error::config("root: missing"))?;
     let rootfs = dir.join(root.path());

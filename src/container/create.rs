@@ -67,6 +67,8 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     let linux = sp.linux().as_ref().expect("validated");
     let ns = Plan::from_linux(linux)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
+    let resources = linux.resources().clone().unwrap_or_default();
+    crate::cgroups::validate_resources(&resources)?;
     let process = sp.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console.is_none() {
@@ -88,6 +90,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         .ctx(|| format!("chmod {}", fifo.display()))?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
+    cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
     process::become_subreaper()?;
 
     let (chan, child_chan) = sync::pair()?;
