@@ -60,6 +60,12 @@ pub enum Command {
     Kill(KillArgs),
     /// Delete a container and everything create made for it
     Delete(DeleteArgs),
+    /// Freeze every process of a running container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// List the processes of a container
+    Ps(PsArgs),
     /// Write a default config.json
     Spec(SpecArgs),
 }
@@ -117,6 +123,17 @@ pub struct ListArgs {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    pub id: String,
+    /// table: `ps` output for the container's processes; json: their pids
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Arguments for ps(1) (default -ef), after `--`
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,8 @@ mod create;
 mod delete;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod spec;
 mod state;
 
@@ -26,6 +28,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::list(&store, a),
         Command::Kill(a) => kill::kill(&store, a),
         Command::Delete(a) => delete::delete(&store, a),
+        Command::Pause(a) => pause::pause(&store, &a.id),
+        Command::Resume(a) => pause::resume(&store, &a.id),
+        Command::Ps(a) => ps::ps(&store, a),
         Command::Spec(a) => spec::spec(a),
     }
 }
