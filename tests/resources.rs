@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
-const APPLETS: &[&str] = &["sh", "sleep", "cat", "head", "tr", "echo", "grep", "true", "ls"];
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "cat", "head", "tr", "echo", "grep", "true", "ls",
+];
 
 struct Ctr {
     id: String,
@@ -28,7 +30,11 @@ impl Ctr {
     /// own changes: no terminal, writable root, the unique cgroupsPath).
     fn new(name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> Ctr {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let unique = format!("{}-{}-{name}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let unique = format!(
+            "{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let dir = std::env::temp_dir().join(format!("berth-res-{unique}"));
         let bin = dir.join("bundle/rootfs/bin");
         fs::create_dir_all(&bin).unwrap();
@@ -38,9 +44,21 @@ impl Ctr {
         for applet in APPLETS {
             std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
         }
-        let ctr = Ctr { id: format!("res-{unique}"), cgroup: format!("/berth-test/{unique}"), dir };
-        let out = Command::new(BERTH).args(["spec", "-b"]).arg(ctr.bundle()).output().unwrap();
-        assert!(out.status.success(), "spec: {}", String::from_utf8_lossy(&out.stderr));
+        let ctr = Ctr {
+            id: format!("res-{unique}"),
+            cgroup: format!("/berth-test/{unique}"),
+            dir,
+        };
+        let out = Command::new(BERTH)
+            .args(["spec", "-b"])
+            .arg(ctr.bundle())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let path = ctr.bundle().join("config.json");
         let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
@@ -75,9 +93,19 @@ impl Ctr {
 
     /// Run in the foreground; (exit code, stdout, stderr).
     fn run(&self) -> (i32, String, String) {
-        let out = self.berth(&["run", "-b"]).arg(self.bundle()).arg(&self.id).stdin(Stdio::null()).output().unwrap();
+        let out = self
+            .berth(&["run", "-b"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
     }
 
     /// `run -d`. The container inherits the runtime's stdio, so no pipe is used: reading one to
@@ -93,31 +121,50 @@ impl Ctr {
             .stderr(fs::File::create(&log).unwrap())
             .status()
             .unwrap();
-        assert!(status.success(), "run -d: {}", fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            status.success(),
+            "run -d: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     /// `create` expected to fail; its stderr.
     fn create_fails(&self) -> String {
-        let out = self.berth(&["create", "-b"]).arg(self.bundle()).arg(&self.id).stdin(Stdio::null()).output().unwrap();
+        let out = self
+            .berth(&["create", "-b"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
         assert!(!out.status.success(), "create succeeded");
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     fn status(&self) -> String {
         let out = self.cmd("state", &[]);
-        assert!(out.status.success(), "state: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
         doc["status"].as_str().unwrap().to_string()
     }
 
     /// The container's cgroup directory in the v1 hierarchy mounted at /sys/fs/cgroup/<name>.
     fn cg(&self, hierarchy: &str) -> PathBuf {
-        Path::new("/sys/fs/cgroup").join(hierarchy).join(self.cgroup.trim_start_matches('/'))
+        Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(self.cgroup.trim_start_matches('/'))
     }
 
     fn cg_file(&self, hierarchy: &str, file: &str) -> String {
         let path = self.cg(hierarchy).join(file);
-        fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_string()
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .trim()
+            .to_string()
     }
 
     /// Whether any hierarchy still has the container's cgroup.
@@ -132,7 +179,11 @@ impl Ctr {
 
     fn pids(&self) -> Vec<i64> {
         let out = self.cmd("ps", &["-f", "json"]);
-        assert!(out.status.success(), "ps: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ps: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).unwrap()
     }
 }
@@ -141,7 +192,11 @@ impl Drop for Ctr {
     fn drop(&mut self) {
         let _ = self.cmd("delete", &["--force"]);
         let _ = fs::remove_dir_all(&self.dir);
-        for h in fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             // Busy or not empty: another test still uses it.
             let _ = fs::remove_dir(h.path().join("berth-test"));
         }
@@ -151,7 +206,10 @@ impl Drop for Ctr {
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
-        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -160,31 +218,46 @@ const MIB: i64 = 1 << 20;
 
 #[test]
 fn memory_limit_is_written_and_enforced() {
-    let limit = json!({ "memory": { "limit": 32 * MIB, "reservation": 16 * MIB, "swappiness": 0 } });
-    let c = Ctr::new("mem", &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], |cfg| {
-        cfg["linux"]["resources"]["memory"] = limit["memory"].clone();
-    });
+    let limit =
+        json!({ "memory": { "limit": 32 * MIB, "reservation": 16 * MIB, "swappiness": 0 } });
+    let c = Ctr::new(
+        "mem",
+        &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"],
+        |cfg| {
+            cfg["linux"]["resources"]["memory"] = limit["memory"].clone();
+        },
+    );
     let (code, out, err) = c.run();
     assert_eq!((code, out.trim()), (0, "33554432"), "{err}");
 
     let hog = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived";
-    let c = Ctr::new("oom", &["sh", "-c", hog], |cfg| cfg["linux"]["resources"]["memory"] = limit["memory"].clone());
+    let c = Ctr::new("oom", &["sh", "-c", hog], |cfg| {
+        cfg["linux"]["resources"]["memory"] = limit["memory"].clone()
+    });
     let (code, out, err) = c.run();
     assert_eq!(code, 128 + 9, "not OOM-killed: {out} {err}");
     assert!(!out.contains("survived"));
 
-    let c = Ctr::new("memout", &["sleep", "1000"], |cfg| cfg["linux"]["resources"]["memory"] = limit["memory"].clone());
+    let c = Ctr::new("memout", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["memory"] = limit["memory"].clone()
+    });
     c.start_detached();
     assert_eq!(c.cg_file("memory", "memory.limit_in_bytes"), "33554432");
-    assert_eq!(c.cg_file("memory", "memory.soft_limit_in_bytes"), "16777216");
+    assert_eq!(
+        c.cg_file("memory", "memory.soft_limit_in_bytes"),
+        "16777216"
+    );
     assert_eq!(c.cg_file("memory", "memory.swappiness"), "0");
 }
 
 #[test]
 fn pids_limit_caps_forks_and_ps_lists_them() {
     // A failed fork ends the subshell; the init goes on.
-    let script = "(for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done) 2>/tmp/err; echo > /tmp/done; sleep 1000";
-    let c = Ctr::new("pids", &["sh", "-c", script], |cfg| cfg["linux"]["resources"]["pids"] = json!({ "limit": 4 }));
+    let script =
+        "(for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done) 2>/tmp/err; echo > /tmp/done; sleep 1000";
+    let c = Ctr::new("pids", &["sh", "-c", script], |cfg| {
+        cfg["linux"]["resources"]["pids"] = json!({ "limit": 4 })
+    });
     c.start_detached();
     assert_eq!(c.cg_file("pids", "pids.max"), "4");
     wait_until("the forks", || c.bundle().join("rootfs/tmp/done").exists());
@@ -195,29 +268,49 @@ fn pids_limit_caps_forks_and_ps_lists_them() {
     wait_until("the subshell to exit", || c.pids().len() == 3);
     let pids = c.pids();
     let state: Value = serde_json::from_slice(&c.cmd("state", &[]).stdout).unwrap();
-    assert!(pids.contains(&state["pid"].as_i64().unwrap()), "{pids:?} {state}");
+    assert!(
+        pids.contains(&state["pid"].as_i64().unwrap()),
+        "{pids:?} {state}"
+    );
 
     let out = c.cmd("ps", &[]);
     let table = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].contains("PID"), "{table}");
     assert_eq!(lines.len(), 4, "{table}");
-    assert!(lines[1..].iter().all(|l| l.contains("sleep") || l.contains("sh -c")), "{table}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("sleep") || l.contains("sh -c")),
+        "{table}"
+    );
     let out = c.cmd("ps", &["--", "-o", "pid,comm"]);
-    assert!(String::from_utf8_lossy(&out.stdout).lines().skip(1).all(|l| l.contains("sleep") || l.contains("sh")));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .all(|l| l.contains("sleep") || l.contains("sh")));
 }
 
 #[test]
 fn cpu_and_cpuset_are_written() {
     let cpu = json!({ "shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0" });
-    let c = Ctr::new("cpu", &["grep", "Cpus_allowed_list", "/proc/self/status"], |cfg| {
-        cfg["linux"]["resources"]["cpu"] = cpu.clone();
-    });
+    let c = Ctr::new(
+        "cpu",
+        &["grep", "Cpus_allowed_list", "/proc/self/status"],
+        |cfg| {
+            cfg["linux"]["resources"]["cpu"] = cpu.clone();
+        },
+    );
     let (code, out, err) = c.run();
     assert_eq!(code, 0, "{err}");
-    assert!(out.split_whitespace().eq(["Cpus_allowed_list:", "0"]), "{out}");
+    assert!(
+        out.split_whitespace().eq(["Cpus_allowed_list:", "0"]),
+        "{out}"
+    );
 
-    let c = Ctr::new("cpuout", &["sleep", "1000"], |cfg| cfg["linux"]["resources"]["cpu"] = cpu.clone());
+    let c = Ctr::new("cpuout", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["cpu"] = cpu.clone()
+    });
     c.start_detached();
     assert_eq!(c.cg_file("cpu", "cpu.shares"), "512");
     assert_eq!(c.cg_file("cpu", "cpu.cfs_quota_us"), "20000");
@@ -228,7 +321,8 @@ fn cpu_and_cpuset_are_written() {
 
 #[test]
 fn blkio_is_written() {
-    let dev = fs::read_to_string("/sys/block/vda/dev").or_else(|_| fs::read_to_string("/sys/block/loop0/dev"));
+    let dev = fs::read_to_string("/sys/block/vda/dev")
+        .or_else(|_| fs::read_to_string("/sys/block/loop0/dev"));
     let Ok(dev) = dev else {
         eprintln!("skipped: no block device to throttle");
         return;
@@ -245,9 +339,16 @@ fn blkio_is_written() {
         cfg["linux"]["resources"]["blockIO"] = b;
     });
     c.start_detached();
-    assert_eq!(c.cg_file("blkio", "blkio.throttle.read_bps_device"), format!("{major}:{minor} 1048576"));
+    assert_eq!(
+        c.cg_file("blkio", "blkio.throttle.read_bps_device"),
+        format!("{major}:{minor} 1048576")
+    );
     if weight {
-        let file = if probe.join("blkio.weight").exists() { "blkio.weight" } else { "blkio.bfq.weight" };
+        let file = if probe.join("blkio.weight").exists() {
+            "blkio.weight"
+        } else {
+            "blkio.bfq.weight"
+        };
         assert!(c.cg_file("blkio", file).contains("300"));
     } else {
         eprintln!("blkio weight skipped: the kernel has neither blkio.weight nor blkio.bfq.weight");
@@ -256,10 +357,27 @@ fn blkio_is_written() {
 
 #[test]
 fn hugetlb_limit_goes_through_the_unified_hierarchy() {
-    let Some(size) = fs::read_dir("/sys/kernel/mm/hugepages").into_iter().flatten().flatten().find_map(|e| {
-        let kb: u64 = e.file_name().to_str()?.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
-        Some(if kb >= 1 << 20 { format!("{}GB", kb >> 20) } else if kb >= 1024 { format!("{}MB", kb >> 10) } else { format!("{kb}KB") })
-    }) else {
+    let Some(size) = fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let kb: u64 = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(if kb >= 1 << 20 {
+                format!("{}GB", kb >> 20)
+            } else if kb >= 1024 {
+                format!("{}MB", kb >> 10)
+            } else {
+                format!("{kb}KB")
+            })
+        })
+    else {
         eprintln!("skipped: no hugepage sizes");
         return;
     };
@@ -268,7 +386,11 @@ fn hugetlb_limit_goes_through_the_unified_hierarchy() {
     });
     c.start_detached();
     let v1 = Path::new("/sys/fs/cgroup/hugetlb").exists();
-    let (hierarchy, file) = if v1 { ("hugetlb", format!("hugetlb.{size}.limit_in_bytes")) } else { ("unified", format!("hugetlb.{size}.max")) };
+    let (hierarchy, file) = if v1 {
+        ("hugetlb", format!("hugetlb.{size}.limit_in_bytes"))
+    } else {
+        ("unified", format!("hugetlb.{size}.max"))
+    };
     assert_eq!(c.cg_file(hierarchy, &file), "0");
 }
 
@@ -293,7 +415,10 @@ fn device_rules_deny_a_listed_device() {
     });
     c.start_detached();
     let list = c.cg_file("devices", "devices.list");
-    assert!(list.lines().any(|l| l == "c 1:3 rwm") && !list.contains("a *:*"), "{list}");
+    assert!(
+        list.lines().any(|l| l == "c 1:3 rwm") && !list.contains("a *:*"),
+        "{list}"
+    );
 }
 
 #[test]
@@ -302,10 +427,17 @@ fn pause_freezes_and_resume_thaws() {
     let c = Ctr::new("pause", &["sh", "-c", counter], |_| {});
     c.start_detached();
     let count_file = c.bundle().join("rootfs/tmp/count");
-    let count = || fs::read_to_string(&count_file).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let count = || {
+        fs::read_to_string(&count_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
     wait_until("the counter", || count().is_some());
     let out = c.cmd("resume", &[]);
-    assert!(!out.status.success(), "resume of a running container succeeded");
+    assert!(
+        !out.status.success(),
+        "resume of a running container succeeded"
+    );
 
     assert!(c.cmd("pause", &[]).status.success());
     assert_eq!(c.status(), "paused");
@@ -313,7 +445,10 @@ fn pause_freezes_and_resume_thaws() {
     let frozen_at = count();
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(count(), frozen_at, "the counter moved while paused");
-    assert!(!c.cmd("pause", &[]).status.success(), "pause of a paused container succeeded");
+    assert!(
+        !c.cmd("pause", &[]).status.success(),
+        "pause of a paused container succeeded"
+    );
 
     assert!(c.cmd("resume", &[]).status.success());
     assert_eq!(c.status(), "running");
@@ -322,7 +457,11 @@ fn pause_freezes_and_resume_thaws() {
     // delete --force of a paused container kills it and removes its cgroup everywhere.
     assert!(c.cmd("pause", &[]).status.success());
     let out = c.cmd("delete", &["--force"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(c.cgroup_left(), Vec::<PathBuf>::new());
     assert!(!c.state_dir().exists());
 }
@@ -348,16 +487,44 @@ fn refused(name: &str, resources: Value, field: &str) {
 
 #[test]
 fn bad_resources_are_refused_before_anything_is_made() {
-    refused("shares", json!({ "cpu": { "shares": -2 } }), "linux.resources.cpu.shares");
-    refused("devtype", json!({ "devices": [{ "allow": true, "type": "x" }] }), "linux.resources.devices[0].type");
-    refused("devpipe", json!({ "devices": [{ "allow": false }, { "allow": true, "type": "p" }] }), "linux.resources.devices[1].type");
-    refused("unified", json!({ "unified": { "bogus": "1" } }), "linux.resources.unified.bogus");
-    refused("memneg", json!({ "memory": { "limit": -7 } }), "linux.resources.memory.limit");
+    refused(
+        "shares",
+        json!({ "cpu": { "shares": -2 } }),
+        "linux.resources.cpu.shares",
+    );
+    refused(
+        "devtype",
+        json!({ "devices": [{ "allow": true, "type": "x" }] }),
+        "linux.resources.devices[0].type",
+    );
+    refused(
+        "devpipe",
+        json!({ "devices": [{ "allow": false }, { "allow": true, "type": "p" }] }),
+        "linux.resources.devices[1].type",
+    );
+    refused(
+        "unified",
+        json!({ "unified": { "bogus": "1" } }),
+        "linux.resources.unified.bogus",
+    );
+    refused(
+        "memneg",
+        json!({ "memory": { "limit": -7 } }),
+        "linux.resources.memory.limit",
+    );
 }
 
 #[test]
 fn a_value_the_kernel_refuses_is_undone() {
     // A child may not get realtime time its parent does not have (a fresh parent has none).
-    refused("rt", json!({ "cpu": { "realtimePeriod": 1000000, "realtimeRuntime": 5000 } }), "linux.resources.cpu.realtimeRuntime: write 5000 to");
-    refused("nohuge", json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 1 }] }), "linux.resources.hugepageLimits[0]");
+    refused(
+        "rt",
+        json!({ "cpu": { "realtimePeriod": 1000000, "realtimeRuntime": 5000 } }),
+        "linux.resources.cpu.realtimeRuntime: write 5000 to",
+    );
+    refused(
+        "nohuge",
+        json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 1 }] }),
+        "linux.resources.hugepageLimits[0]",
+    );
 }

@@ -56,14 +56,20 @@ pub(super) fn swap_to_v2(swap: Option<i64>, memory: Option<i64>) -> Result<Optio
         (Some(-1), _) => Ok(Some(-1)),
         (Some(_), None | Some(0)) => Err(bad("a swap limit needs a memory limit")),
         (Some(_), Some(m)) if m < 0 => Err(bad("the memory limit is not a byte count")),
-        (Some(s), Some(m)) if s < m => Err(bad("memory+swap must not be less than the memory limit")),
+        (Some(s), Some(m)) if s < m => {
+            Err(bad("memory+swap must not be less than the memory limit"))
+        }
         (Some(s), Some(m)) => Ok(Some(s - m)),
     }
 }
 
 /// One io.max line, e.g. `8:0 rbps=1048576`; a rate of 0 lifts the limit (as 0 does on v1).
 pub(super) fn io_max_line(major: i64, minor: i64, key: &str, rate: u64) -> String {
-    let rate = if rate == 0 { "max".to_string() } else { rate.to_string() };
+    let rate = if rate == 0 {
+        "max".to_string()
+    } else {
+        rate.to_string()
+    };
     format!("{major}:{minor} {key}={rate}")
 }
 
@@ -86,7 +92,11 @@ pub(super) fn cpu_max(quota: Option<i64>, period: Option<u64>) -> Option<String>
 /// rdma.max for one device: `mlx4_0 hca_handle=2 hca_object=max`.
 pub(super) fn rdma_line(device: &str, handles: Option<u32>, objects: Option<u32>) -> String {
     let value = |v: Option<u32>| v.map_or("max".to_string(), |n| n.to_string());
-    format!("{device} hca_handle={} hca_object={}", value(handles), value(objects))
+    format!(
+        "{device} hca_handle={} hca_object={}",
+        value(handles),
+        value(objects)
+    )
 }
 
 #[cfg(test)]
@@ -121,7 +131,11 @@ mod tests {
         assert_eq!(swap_to_v2(Some(-1), Some(100)).unwrap(), Some(-1));
         assert_eq!(swap_to_v2(Some(300), Some(100)).unwrap(), Some(200));
         assert_eq!(swap_to_v2(Some(100), Some(100)).unwrap(), Some(0));
-        for (swap, mem) in [(Some(50), Some(100)), (Some(50), None), (Some(50), Some(-1))] {
+        for (swap, mem) in [
+            (Some(50), Some(100)),
+            (Some(50), None),
+            (Some(50), Some(-1)),
+        ] {
             let err = swap_to_v2(swap, mem).unwrap_err().to_string();
             assert!(err.contains("linux.resources.memory.swap"), "{err}");
         }
@@ -136,7 +150,10 @@ mod tests {
     #[test]
     fn cpu_max_values() {
         assert_eq!(cpu_max(None, None), None);
-        assert_eq!(cpu_max(Some(50_000), Some(100_000)).unwrap(), "50000 100000");
+        assert_eq!(
+            cpu_max(Some(50_000), Some(100_000)).unwrap(),
+            "50000 100000"
+        );
         assert_eq!(cpu_max(Some(-1), Some(100_000)).unwrap(), "max 100000");
         assert_eq!(cpu_max(None, Some(20_000)).unwrap(), "max 20000");
         assert_eq!(cpu_max(Some(30_000), None).unwrap(), "30000");
@@ -149,6 +166,9 @@ mod tests {
         assert_eq!(pids_max(10), "10");
         assert_eq!(pids_max(-1), "max");
         assert_eq!(pids_max(0), "max");
-        assert_eq!(rdma_line("mlx4_0", Some(2), None), "mlx4_0 hca_handle=2 hca_object=max");
+        assert_eq!(
+            rdma_line("mlx4_0", Some(2), None),
+            "mlx4_0 hca_handle=2 hca_object=max"
+        );
     }
 }

@@ -24,7 +24,13 @@ impl Rule {
             return "a".into();
         }
         let num = |n: Option<i64>| n.map_or("*".to_string(), |n| n.to_string());
-        format!("{} {}:{} {}", self.kind, num(self.major), num(self.minor), self.access)
+        format!(
+            "{} {}:{} {}",
+            self.kind,
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
     }
 
     /// Whether this is a deny of every device, the way a rule list starts from "nothing".
@@ -41,20 +47,31 @@ pub(super) fn parse(rule: &LinuxDeviceCgroup, field: &str) -> Result<Rule> {
         LinuxDeviceType::B => 'b',
         // `u` (unbuffered character device) is a character device to the kernel.
         LinuxDeviceType::C | LinuxDeviceType::U => 'c',
-        LinuxDeviceType::P => {
-            return Err(bad("type: \"p\": a device cgroup rule applies to char (c), block (b) or all (a) devices"))
-        }
+        LinuxDeviceType::P => return Err(bad(
+            "type: \"p\": a device cgroup rule applies to char (c), block (b) or all (a) devices",
+        )),
     };
     for (name, n) in [("major", rule.major()), ("minor", rule.minor())] {
         if n.is_some_and(|n| n < 0) {
-            return Err(bad(&format!("{name}: {}: must not be negative (omit it for any)", n.unwrap_or(0))));
+            return Err(bad(&format!(
+                "{name}: {}: must not be negative (omit it for any)",
+                n.unwrap_or(0)
+            )));
         }
     }
     let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
     if access.is_empty() || !access.chars().all(|c| "rwm".contains(c)) {
-        return Err(bad(&format!("access: {access:?}: must be made of r, w and m")));
+        return Err(bad(&format!(
+            "access: {access:?}: must be made of r, w and m"
+        )));
     }
-    Ok(Rule { allow: rule.allow(), kind, major: rule.major(), minor: rule.minor(), access })
+    Ok(Rule {
+        allow: rule.allow(),
+        kind,
+        major: rule.major(),
+        minor: rule.minor(),
+        access,
+    })
 }
 
 /// The rules to apply: the config's, then the defaults runc appends for every container (mknod
@@ -91,8 +108,16 @@ mod tests {
     use super::*;
     use oci_spec::runtime::LinuxDeviceCgroupBuilder;
 
-    fn rule(allow: bool, typ: LinuxDeviceType, major: Option<i64>, access: &str) -> LinuxDeviceCgroup {
-        let mut b = LinuxDeviceCgroupBuilder::default().allow(allow).typ(typ).access(access);
+    fn rule(
+        allow: bool,
+        typ: LinuxDeviceType,
+        major: Option<i64>,
+        access: &str,
+    ) -> LinuxDeviceCgroup {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(allow)
+            .typ(typ)
+            .access(access);
         if let Some(m) = major {
             b = b.major(m).minor(7);
         }
@@ -105,18 +130,27 @@ mod tests {
         assert_eq!(r.line(), "c 1:7 rw");
         let r = parse(&rule(false, LinuxDeviceType::B, None, "m"), "f").unwrap();
         assert_eq!(r.line(), "b *:* m");
-        assert!(parse(&rule(false, LinuxDeviceType::A, None, "rwm"), "f").unwrap().denies_all());
+        assert!(parse(&rule(false, LinuxDeviceType::A, None, "rwm"), "f")
+            .unwrap()
+            .denies_all());
     }
 
     #[test]
     fn bad_rules_name_the_field() {
-        let err = parse(&rule(true, LinuxDeviceType::P, None, "rwm"), "linux.resources.devices[3]")
+        let err = parse(
+            &rule(true, LinuxDeviceType::P, None, "rwm"),
+            "linux.resources.devices[3]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("linux.resources.devices[3].type"), "{err}");
+        let err = parse(&rule(true, LinuxDeviceType::C, Some(-2), "rwm"), "d")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("linux.resources.devices[3].type"), "{err}");
-        let err = parse(&rule(true, LinuxDeviceType::C, Some(-2), "rwm"), "d").unwrap_err().to_string();
         assert!(err.contains("d.major"), "{err}");
-        let err = parse(&rule(true, LinuxDeviceType::C, None, "rx"), "d").unwrap_err().to_string();
+        let err = parse(&rule(true, LinuxDeviceType::C, None, "rx"), "d")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("d.access"), "{err}");
     }
 

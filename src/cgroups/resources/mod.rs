@@ -25,7 +25,10 @@ impl Cgroup {
     /// a default device rule for a path the config lists there is left to the config.
     pub fn apply(&self, resources: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
         if self.v1.is_empty() {
-            let dir = self.unified.as_deref().ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+            let dir = self
+                .unified
+                .as_deref()
+                .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
             v2::apply(dir, resources, created)
         } else {
             v1::apply(&self.v1, self.unified.as_deref(), resources, created)
@@ -43,5 +46,8 @@ fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
 
 /// A field the kernel has no file for here (its controller is not mounted or not enabled).
 fn unsupported(field: &str, why: impl Display) -> Error {
-    Error::sys(format!("linux.resources.{field}: {why}"), nix::Error::ENOTSUP)
+    Error::sys(
+        format!("linux.resources.{field}: {why}"),
+        nix::Error::ENOTSUP,
+    )
 }

@@ -12,14 +12,24 @@ use super::{devices, fs, set, unsupported, v2};
 use crate::cgroups::V1Dir;
 use crate::Result;
 
-pub(super) fn apply(hierarchies: &[V1Dir], unified: Option<&Path>, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
+pub(super) fn apply(
+    hierarchies: &[V1Dir],
+    unified: Option<&Path>,
+    r: &LinuxResources,
+    created: &[LinuxDevice],
+) -> Result<()> {
     // The cgroup's directory of the hierarchy that has `controller`; `field` is what needs it.
     let dir = |controller: &str, field: &str| {
         hierarchies
             .iter()
             .find(|h| h.has(controller))
             .map(|h| h.dir.as_path())
-            .ok_or_else(|| unsupported(field, format!("no {controller} cgroup hierarchy is mounted")))
+            .ok_or_else(|| {
+                unsupported(
+                    field,
+                    format!("no {controller} cgroup hierarchy is mounted"),
+                )
+            })
     };
     if let Some(m) = r.memory() {
         memory(dir("memory", "memory")?, m)?;
@@ -28,7 +38,12 @@ pub(super) fn apply(hierarchies: &[V1Dir], unified: Option<&Path>, r: &LinuxReso
         cpu(c, &dir)?;
     }
     if let Some(p) = r.pids() {
-        set("pids.limit", dir("pids", "pids")?, "pids.max", pids_max(p.limit()))?;
+        set(
+            "pids.limit",
+            dir("pids", "pids")?,
+            "pids.max",
+            pids_max(p.limit()),
+        )?;
     }
     if let Some(b) = r.block_io() {
         block_io(dir("blkio", "blockIO")?, b)?;
@@ -64,14 +79,19 @@ fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     let has_memsw = dir.join(MEMSW).exists();
     let mut swap = m.swap().filter(|s| *s != 0);
     if swap.is_some() && !has_memsw {
-        tracing::debug!("linux.resources.memory.swap: the kernel has no {MEMSW} (no swap accounting); ignored");
+        tracing::debug!(
+            "linux.resources.memory.swap: the kernel has no {MEMSW} (no swap accounting); ignored"
+        );
         swap = None;
     }
     // Unlimited memory with no swap given means unlimited swap too, as in runc.
     if m.limit() == Some(-1) && swap.is_none() && has_memsw {
         swap = Some(-1);
     }
-    let write_limit = || m.limit().map_or(Ok(()), |l| set("memory.limit", dir, LIMIT, l));
+    let write_limit = || {
+        m.limit()
+            .map_or(Ok(()), |l| set("memory.limit", dir, LIMIT, l))
+    };
     let write_swap = || swap.map_or(Ok(()), |s| set("memory.swap", dir, MEMSW, s));
     // memsw may never be below memory: raise memsw first when it is to grow, else memory first.
     let swap_grows = match swap {
@@ -103,19 +123,46 @@ fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
 
 /// A limit file's value now; the kernel shows "no limit" as a huge number.
 fn current(dir: &Path, file: &str) -> Result<i64> {
-    Ok(fs::read(&dir.join(file))?.trim().parse().unwrap_or(i64::MAX))
+    Ok(fs::read(&dir.join(file))?
+        .trim()
+        .parse()
+        .unwrap_or(i64::MAX))
 }
 
 fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Result<()> {
     let cpu_fields = [
-        ("cpu.shares", "cpu.shares", c.shares().map(|v| v.to_string())),
+        (
+            "cpu.shares",
+            "cpu.shares",
+            c.shares().map(|v| v.to_string()),
+        ),
         // The period first: a quota is checked against the period in force.
-        ("cpu.period", "cpu.cfs_period_us", c.period().map(|v| v.to_string())),
-        ("cpu.quota", "cpu.cfs_quota_us", c.quota().map(|v| v.to_string())),
-        ("cpu.burst", "cpu.cfs_burst_us", c.burst().map(|v| v.to_string())),
+        (
+            "cpu.period",
+            "cpu.cfs_period_us",
+            c.period().map(|v| v.to_string()),
+        ),
+        (
+            "cpu.quota",
+            "cpu.cfs_quota_us",
+            c.quota().map(|v| v.to_string()),
+        ),
+        (
+            "cpu.burst",
+            "cpu.cfs_burst_us",
+            c.burst().map(|v| v.to_string()),
+        ),
         // Likewise the realtime period before the runtime.
-        ("cpu.realtimePeriod", "cpu.rt_period_us", c.realtime_period().map(|v| v.to_string())),
-        ("cpu.realtimeRuntime", "cpu.rt_runtime_us", c.realtime_runtime().map(|v| v.to_string())),
+        (
+            "cpu.realtimePeriod",
+            "cpu.rt_period_us",
+            c.realtime_period().map(|v| v.to_string()),
+        ),
+        (
+            "cpu.realtimeRuntime",
+            "cpu.rt_runtime_us",
+            c.realtime_runtime().map(|v| v.to_string()),
+        ),
         ("cpu.idle", "cpu.idle", c.idle().map(|v| v.to_string())),
     ];
     for (field, file, value) in cpu_fields {
@@ -123,7 +170,10 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
             set(field, dir("cpu", field)?, file, v)?;
         }
     }
-    for (field, file, value) in [("cpu.cpus", "cpuset.cpus", c.cpus()), ("cpu.mems", "cpuset.mems", c.mems())] {
+    for (field, file, value) in [
+        ("cpu.cpus", "cpuset.cpus", c.cpus()),
+        ("cpu.mems", "cpuset.mems", c.mems()),
+    ] {
         if let Some(v) = value {
             set(field, dir("cpuset", field)?, file, v)?;
         }
@@ -133,7 +183,8 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
 
 fn block_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     // With the BFQ scheduler the weights live in blkio.bfq.*; CFQ's blkio.weight is gone since 5.0.
-    let weight_file = if dir.join("blkio.weight").exists() || !dir.join("blkio.bfq.weight").exists() {
+    let weight_file = if dir.join("blkio.weight").exists() || !dir.join("blkio.bfq.weight").exists()
+    {
         "blkio.weight"
     } else {
         "blkio.bfq.weight"
@@ -147,25 +198,51 @@ fn block_io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     for (i, d) in b.weight_device().iter().flatten().enumerate() {
         let field = format!("blockIO.weightDevice[{i}]");
         if let Some(w) = d.weight() {
-            set(&field, dir, &format!("{weight_file}_device"), format!("{}:{} {w}", d.major(), d.minor()))?;
+            set(
+                &field,
+                dir,
+                &format!("{weight_file}_device"),
+                format!("{}:{} {w}", d.major(), d.minor()),
+            )?;
         }
         if let Some(w) = d.leaf_weight() {
-            set(&field, dir, "blkio.leaf_weight_device", format!("{}:{} {w}", d.major(), d.minor()))?;
+            set(
+                &field,
+                dir,
+                "blkio.leaf_weight_device",
+                format!("{}:{} {w}", d.major(), d.minor()),
+            )?;
         }
     }
-    let files = ["read_bps_device", "write_bps_device", "read_iops_device", "write_iops_device"];
+    let files = [
+        "read_bps_device",
+        "write_bps_device",
+        "read_iops_device",
+        "write_iops_device",
+    ];
     for ((name, list), file) in throttles(b).into_iter().zip(files) {
         for (i, d) in list.iter().enumerate() {
             let line = format!("{}:{} {}", d.major(), d.minor(), d.rate());
-            set(&format!("blockIO.{name}[{i}]"), dir, &format!("blkio.throttle.{file}"), line)?;
+            set(
+                &format!("blockIO.{name}[{i}]"),
+                dir,
+                &format!("blkio.throttle.{file}"),
+                line,
+            )?;
         }
     }
     Ok(())
 }
 
 /// The v1 hugetlb controller if mounted, else the cgroup2 hierarchy's (a hybrid host).
-fn hugepages<'a>(r: &LinuxResources, dir: &impl Fn(&str, &str) -> Result<&'a Path>, unified: Option<&Path>) -> Result<()> {
-    let Some(limits) = r.hugepage_limits().as_deref().filter(|l| !l.is_empty()) else { return Ok(()) };
+fn hugepages<'a>(
+    r: &LinuxResources,
+    dir: &impl Fn(&str, &str) -> Result<&'a Path>,
+    unified: Option<&Path>,
+) -> Result<()> {
+    let Some(limits) = r.hugepage_limits().as_deref().filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
     match (dir("hugetlb", "hugepageLimits"), unified) {
         (Ok(d), _) => v2::hugetlb(d, limits, "limit_in_bytes"),
         (Err(_), Some(d)) => {
@@ -188,7 +265,12 @@ fn network<'a>(r: &LinuxResources, dir: &impl Fn(&str, &str) -> Result<&'a Path>
     for (i, p) in n.priorities().iter().flatten().enumerate() {
         let field = format!("network.priorities[{i}]");
         match dir("net_prio", &field) {
-            Ok(d) => set(&field, d, "net_prio.ifpriomap", format!("{} {}", p.name(), p.priority()))?,
+            Ok(d) => set(
+                &field,
+                d,
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+            )?,
             Err(e) => tracing::debug!("{e}; ignored"),
         }
     }
@@ -202,8 +284,16 @@ fn devices_rules(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Res
     set("devices", dir, "devices.deny", "a")?;
     let from_config = r.devices().as_ref().map_or(0, Vec::len);
     for (i, rule) in rules.iter().enumerate() {
-        let file = if rule.allow { "devices.allow" } else { "devices.deny" };
-        let field = if i < from_config { format!("devices[{i}]") } else { "devices (a default rule)".into() };
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        let field = if i < from_config {
+            format!("devices[{i}]")
+        } else {
+            "devices (a default rule)".into()
+        };
         set(&field, dir, file, rule.line())?;
     }
     Ok(())

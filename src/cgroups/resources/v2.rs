@@ -6,7 +6,10 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDevice, LinuxHugepageLimit, LinuxResources};
 
-use super::convert::{blkio_to_io_weight, cpu_max, io_max_line, pids_max, rdma_line, shares_to_weight, swap_to_v2, v2_limit};
+use super::convert::{
+    blkio_to_io_weight, cpu_max, io_max_line, pids_max, rdma_line, shares_to_weight, swap_to_v2,
+    v2_limit,
+};
 use super::validate::throttles;
 use super::{devices, fs, set, unsupported};
 use crate::cgroups::layout;
@@ -30,7 +33,10 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> 
     }
     if let Some(c) = r.cpu() {
         if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
-            return Err(unsupported("cpu.realtimeRuntime", "realtime scheduling limits do not exist on cgroup v2"));
+            return Err(unsupported(
+                "cpu.realtimeRuntime",
+                "realtime scheduling limits do not exist on cgroup v2",
+            ));
         }
         if let Some(w) = c.shares().map(shares_to_weight).filter(|w| *w != 0) {
             set("cpu.shares", dir, "cpu.weight", w)?;
@@ -65,22 +71,41 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> 
         for (i, d) in b.weight_device().iter().flatten().enumerate() {
             if let Some(w) = d.weight() {
                 let line = format!("{}:{} {w}", d.major(), d.minor());
-                set(&format!("blockIO.weightDevice[{i}]"), dir, "io.bfq.weight", line)?;
+                set(
+                    &format!("blockIO.weightDevice[{i}]"),
+                    dir,
+                    "io.bfq.weight",
+                    line,
+                )?;
             }
         }
-        for ((name, list), key) in throttles(b).into_iter().zip(["rbps", "wbps", "riops", "wiops"]) {
+        for ((name, list), key) in throttles(b)
+            .into_iter()
+            .zip(["rbps", "wbps", "riops", "wiops"])
+        {
             for (i, d) in list.iter().enumerate() {
                 let line = io_max_line(d.major(), d.minor(), key, d.rate());
                 set(&format!("blockIO.{name}[{i}]"), dir, "io.max", line)?;
             }
         }
     }
-    hugetlb(dir, r.hugepage_limits().as_deref().unwrap_or_default(), "max")?;
+    hugetlb(
+        dir,
+        r.hugepage_limits().as_deref().unwrap_or_default(),
+        "max",
+    )?;
     for (dev, limit) in r.rdma().iter().flatten() {
-        set(&format!("rdma.{dev}"), dir, "rdma.max", rdma_line(dev, limit.hca_handles(), limit.hca_objects()))?;
+        set(
+            &format!("rdma.{dev}"),
+            dir,
+            "rdma.max",
+            rdma_line(dev, limit.hca_handles(), limit.hca_objects()),
+        )?;
     }
     if r.network().is_some() {
-        tracing::debug!("linux.resources.network: no net_cls/net_prio on cgroup v2; ignored as runc does");
+        tracing::debug!(
+            "linux.resources.network: no net_cls/net_prio on cgroup v2; ignored as runc does"
+        );
     }
     check_devices(r, created)?;
     unified(dir, r.unified().as_ref())
@@ -93,7 +118,10 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> 
 /// a particular device cannot be honoured, and is an error rather than silently ignored.
 fn check_devices(r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
     let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), created)?;
-    if let Some(i) = rules.iter().position(|rule| !rule.allow && !rule.denies_all()) {
+    if let Some(i) = rules
+        .iter()
+        .position(|rule| !rule.allow && !rule.denies_all())
+    {
         return Err(unsupported(
             &format!("devices[{i}]"),
             "denying a device on cgroup v2 needs an eBPF device filter, which this runtime does not load",
@@ -108,7 +136,12 @@ pub(super) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit], suffix: &str) -
     for (i, h) in limits.iter().enumerate() {
         let field = format!("hugepageLimits[{i}]");
         let value = v2_limit(h.limit());
-        set(&field, dir, &format!("hugetlb.{}.{suffix}", h.page_size()), &value)?;
+        set(
+            &field,
+            dir,
+            &format!("hugetlb.{}.{suffix}", h.page_size()),
+            &value,
+        )?;
         let rsvd = format!("hugetlb.{}.rsvd.{suffix}", h.page_size());
         if dir.join(&rsvd).exists() {
             set(&field, dir, &rsvd, &value)?;
@@ -120,14 +153,24 @@ pub(super) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit], suffix: &str) -
 /// linux.resources.unified: each value written as is, once the file is known to exist (a
 /// missing file would otherwise read as a plain ENOENT on write).
 pub(super) fn unified(dir: &Path, map: Option<&HashMap<String, String>>) -> Result<()> {
-    let mut wanted: Vec<String> = map.into_iter().flatten().filter_map(|(k, _)| Some(k.split_once('.')?.0.to_string())).collect();
+    let mut wanted: Vec<String> = map
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| Some(k.split_once('.')?.0.to_string()))
+        .collect();
     wanted.sort();
     wanted.dedup();
     enable(dir, &wanted)?;
     for (key, value) in map.into_iter().flatten() {
         let field = format!("unified.{key}");
         if !dir.join(key).exists() {
-            return Err(unsupported(&field, format!("{} does not exist (is its controller enabled?)", dir.join(key).display())));
+            return Err(unsupported(
+                &field,
+                format!(
+                    "{} does not exist (is its controller enabled?)",
+                    dir.join(key).display()
+                ),
+            ));
         }
         set(&field, dir, key, value)?;
     }
@@ -146,7 +189,12 @@ fn controllers(r: &LinuxResources) -> Vec<String> {
         need("memory");
     }
     if let Some(c) = r.cpu() {
-        if c.shares().is_some() || c.quota().is_some() || c.period().is_some() || c.burst().is_some() || c.idle().is_some() {
+        if c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.burst().is_some()
+            || c.idle().is_some()
+        {
             need("cpu");
         }
         if c.cpus().is_some() || c.mems().is_some() {
@@ -181,12 +229,15 @@ pub(super) fn enable(dir: &Path, wanted: &[String]) -> Result<()> {
     if wanted.is_empty() {
         return Ok(());
     }
-    let h = layout::detect()?.into_iter().find(|h| h.controllers.is_empty()).ok_or_else(|| {
-        Error::sys("find the cgroup2 hierarchy", nix::Error::ENOENT)
-    })?;
+    let h = layout::detect()?
+        .into_iter()
+        .find(|h| h.controllers.is_empty())
+        .ok_or_else(|| Error::sys("find the cgroup2 hierarchy", nix::Error::ENOENT))?;
     let own = h.own_dir()?;
     let own = (own != h.mountpoint).then_some(own);
-    let Ok(below) = dir.strip_prefix(&h.mountpoint) else { return Ok(()) };
+    let Ok(below) = dir.strip_prefix(&h.mountpoint) else {
+        return Ok(());
+    };
     let mut parent = h.mountpoint.clone();
     for name in below {
         if own.as_ref().is_some_and(|o| parent.starts_with(o)) {

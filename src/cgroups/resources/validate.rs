@@ -66,9 +66,17 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         }
         limit(&format!("hugepageLimits[{i}].limit"), Some(h.limit()))?;
     }
-    for (i, p) in r.network().iter().flat_map(|n| n.priorities().iter().flatten()).enumerate() {
+    for (i, p) in r
+        .network()
+        .iter()
+        .flat_map(|n| n.priorities().iter().flatten())
+        .enumerate()
+    {
         if !is_name(p.name()) {
-            return Err(bad(&format!("network.priorities[{i}].name"), format!("{:?}: not an interface name", p.name())));
+            return Err(bad(
+                &format!("network.priorities[{i}].name"),
+                format!("{:?}: not an interface name", p.name()),
+            ));
         }
     }
     for name in r.rdma().iter().flat_map(|m| m.keys()) {
@@ -90,16 +98,27 @@ pub(super) fn throttles(b: &LinuxBlockIo) -> [(&'static str, &[LinuxThrottleDevi
     }
     [
         ("throttleReadBpsDevice", list(b.throttle_read_bps_device())),
-        ("throttleWriteBpsDevice", list(b.throttle_write_bps_device())),
-        ("throttleReadIOPSDevice", list(b.throttle_read_iops_device())),
-        ("throttleWriteIOPSDevice", list(b.throttle_write_iops_device())),
+        (
+            "throttleWriteBpsDevice",
+            list(b.throttle_write_bps_device()),
+        ),
+        (
+            "throttleReadIOPSDevice",
+            list(b.throttle_read_iops_device()),
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            list(b.throttle_write_iops_device()),
+        ),
     ]
 }
 
 /// blkio weights are 10 to 1000; 0 means "not set", as in runc.
 fn weight(field: &str, w: Option<u16>) -> Result<()> {
     match w {
-        Some(w) if w != 0 && !(10..=1000).contains(&w) => Err(bad(field, format!("{w}: must be 10 to 1000"))),
+        Some(w) if w != 0 && !(10..=1000).contains(&w) => {
+            Err(bad(field, format!("{w}: must be 10 to 1000")))
+        }
         _ => Ok(()),
     }
 }
@@ -119,7 +138,10 @@ fn unified_key(key: &str) -> Result<()> {
         is_word(ctl) && !rest.is_empty() && rest.split('.').all(is_word)
     });
     if !valid {
-        return Err(bad(&field, "not a cgroup file name of the form <controller>.<file>"));
+        return Err(bad(
+            &field,
+            "not a cgroup file name of the form <controller>.<file>",
+        ));
     }
     if key.starts_with("cgroup.") {
         return Err(bad(&field, "core cgroup files are managed by the runtime"));
@@ -146,7 +168,11 @@ fn is_id_list(s: &str) -> bool {
 
 /// `64KB`, `2MB`, `1GB`: the names the kernel gives its hugetlb files.
 fn is_page_size(s: &str) -> bool {
-    let Some(num) = s.strip_suffix("KB").or(s.strip_suffix("MB")).or(s.strip_suffix("GB")) else {
+    let Some(num) = s
+        .strip_suffix("KB")
+        .or(s.strip_suffix("MB"))
+        .or(s.strip_suffix("GB"))
+    else {
         return false;
     };
     !num.is_empty() && num.bytes().all(|b| b.is_ascii_digit())
@@ -167,7 +193,8 @@ pub fn parse_error_field(config: &[u8]) -> Option<String> {
         "devices" => blame_each::<LinuxDeviceCgroup>(v, p(key)),
         "hugepageLimits" => blame_each::<LinuxHugepageLimit>(v, p(key)),
         "rdma" => v.as_object().and_then(|m| {
-            m.iter().find_map(|(dev, r)| blame::<LinuxRdma>(r, format!("{}.{dev}", p(key))))
+            m.iter()
+                .find_map(|(dev, r)| blame::<LinuxRdma>(r, format!("{}.{dev}", p(key))))
         }),
         _ => None,
     })
@@ -191,7 +218,10 @@ fn blame<T: DeserializeOwned>(v: &Value, path: String) -> Option<String> {
 
 fn blame_each<T: DeserializeOwned>(v: &Value, path: String) -> Option<String> {
     match v.as_array() {
-        Some(items) => items.iter().enumerate().find_map(|(i, item)| blame::<T>(item, format!("{path}[{i}]"))),
+        Some(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| blame::<T>(item, format!("{path}[{i}]"))),
         None => Some(path),
     }
 }
@@ -226,19 +256,27 @@ mod tests {
         assert!(err(r#"{"cpu":{"cpus":"0-"}}"#).contains("linux.resources.cpu.cpus"));
         assert!(err(r#"{"cpu":{"idle":2}}"#).contains("cpu.idle"));
         assert!(err(r#"{"blockIO":{"weight":5}}"#).contains("blockIO.weight"));
-        assert!(err(r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#).contains("hugepageLimits[0].pageSize"));
+        assert!(err(r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#)
+            .contains("hugepageLimits[0].pageSize"));
         assert!(err(r#"{"unified":{"memorymax":"1"}}"#).contains("unified.memorymax"));
         assert!(err(r#"{"unified":{"../x.y":"1"}}"#).contains("unified"));
         assert!(err(r#"{"unified":{"cgroup.procs":"1"}}"#).contains("unified.cgroup.procs"));
-        assert!(err(r#"{"devices":[{"allow":true,"type":"p"}]}"#).contains("linux.resources.devices[0].type"));
+        assert!(err(r#"{"devices":[{"allow":true,"type":"p"}]}"#)
+            .contains("linux.resources.devices[0].type"));
     }
 
     #[test]
     fn finds_the_field_serde_refused() {
         let at = |json: &str| parse_error_field(json.as_bytes());
-        assert_eq!(at(r#"{"linux":{"resources":{"cpu":{"quota":5,"shares":-2}}}}"#).unwrap(), "linux.resources.cpu.shares");
         assert_eq!(
-            at(r#"{"linux":{"resources":{"devices":[{"allow":false},{"allow":true,"type":"x"}]}}}"#).unwrap(),
+            at(r#"{"linux":{"resources":{"cpu":{"quota":5,"shares":-2}}}}"#).unwrap(),
+            "linux.resources.cpu.shares"
+        );
+        assert_eq!(
+            at(
+                r#"{"linux":{"resources":{"devices":[{"allow":false},{"allow":true,"type":"x"}]}}}"#
+            )
+            .unwrap(),
             "linux.resources.devices[1].type"
         );
         assert_eq!(at(r#"{"linux":{"resources":{"cpu":{"shares":2}}}}"#), None);
