@@ -16,6 +16,7 @@ use crate::cgroups::layout;
 use crate::{Error, Result};
 
 pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
+    check_devices(r, created)?;
     enable(dir, &controllers(r))?;
     if let Some(m) = r.memory() {
         if let Some(swap) = swap_to_v2(m.swap(), m.limit())? {
@@ -107,7 +108,6 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> 
             "linux.resources.network: no net_cls/net_prio on cgroup v2; ignored as runc does"
         );
     }
-    check_devices(r, created)?;
     unified(dir, r.unified().as_ref())
 }
 
