@@ -523,6 +523,19 @@ fn a_value_the_kernel_refuses_is_undone() {
         "linux.resources.cpu.realtimeRuntime: write 5000 to",
     );
     refused(
+        "maxshares",
+        json!({ "cpu": { "shares": 1_000_000 } }),
+        "linux.resources.cpu.shares: 1000000: the maximum",
+    );
+    if Path::new("/sys/fs/cgroup/unified").is_dir() && Path::new("/sys/fs/cgroup/memory").is_dir() {
+        // A hybrid host: the cgroup2 hierarchy has no memory controller.
+        refused(
+            "unifiedmem",
+            json!({ "unified": { "memory.high": "1000000" } }),
+            "linux.resources.unified.memory.high",
+        );
+    }
+    refused(
         "nohuge",
         json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 1 }] }),
         "linux.resources.hugepageLimits[0]",

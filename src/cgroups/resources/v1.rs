@@ -10,7 +10,7 @@ use super::convert::pids_max;
 use super::validate::throttles;
 use super::{devices, fs, set, unsupported, v2};
 use crate::cgroups::V1Dir;
-use crate::Result;
+use crate::{Error, Result};
 
 pub(super) fn apply(
     hierarchies: &[V1Dir],
@@ -130,12 +130,20 @@ fn current(dir: &Path, file: &str) -> Result<i64> {
 }
 
 fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Result<()> {
+    if let Some(shares) = c.shares() {
+        let d = dir("cpu", "cpu.shares")?;
+        set("cpu.shares", d, "cpu.shares", shares)?;
+        // The kernel clamps shares to 2..=262144 without an error; say so instead of running
+        // the container with another value than asked.
+        let got = current(d, "cpu.shares")?;
+        if u64::try_from(got).ok() != Some(shares) {
+            let bound = if got > 2 { "maximum" } else { "minimum" };
+            return Err(Error::config(format!(
+                "linux.resources.cpu.shares: {shares}: the {bound} the kernel allows is {got}"
+            )));
+        }
+    }
     let cpu_fields = [
-        (
-            "cpu.shares",
-            "cpu.shares",
-            c.shares().map(|v| v.to_string()),
-        ),
         // The period first: a quota is checked against the period in force.
         (
             "cpu.period",
