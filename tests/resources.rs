@@ -329,11 +329,17 @@ fn blkio_is_written() {
     };
     let (major, minor) = dev.trim().split_once(':').unwrap();
     let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
-    let probe = Path::new("/sys/fs/cgroup/blkio");
-    let weight = probe.join("blkio.weight").exists() || probe.join("blkio.bfq.weight").exists();
+    // The weight files show in child cgroups only: look in a probe of our own.
+    let probe =
+        Path::new("/sys/fs/cgroup/blkio/berth-test").join(format!("{}-probe", std::process::id()));
+    fs::create_dir_all(&probe).unwrap();
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| probe.join(f).exists());
+    fs::remove_dir(&probe).unwrap();
     let c = Ctr::new("blkio", &["sleep", "1000"], |cfg| {
         let mut b = json!({ "throttleReadBpsDevice": [{ "major": major, "minor": minor, "rate": 1048576 }] });
-        if weight {
+        if weight_file.is_some() {
             b["weight"] = json!(300);
         }
         cfg["linux"]["resources"]["blockIO"] = b;
@@ -343,12 +349,7 @@ fn blkio_is_written() {
         c.cg_file("blkio", "blkio.throttle.read_bps_device"),
         format!("{major}:{minor} 1048576")
     );
-    if weight {
-        let file = if probe.join("blkio.weight").exists() {
-            "blkio.weight"
-        } else {
-            "blkio.bfq.weight"
-        };
+    if let Some(file) = weight_file {
         assert!(c.cg_file("blkio", file).contains("300"));
     } else {
         eprintln!("blkio weight skipped: the kernel has neither blkio.weight nor blkio.bfq.weight");

@@ -44,10 +44,7 @@ fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
     })
 }
 
-/// A field the kernel has no file for here (its controller is not mounted or not enabled).
+/// A field this host cannot honour (its controller is not mounted or not enabled, or v2 lacks it).
 fn unsupported(field: &str, why: impl Display) -> Error {
-    Error::sys(
-        format!("linux.resources.{field}: {why}"),
-        nix::Error::ENOTSUP,
-    )
+    Error::config(format!("linux.resources.{field}: {why}"))
 }
