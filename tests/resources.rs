@@ -239,7 +239,10 @@ fn memory_limit_is_written_and_enforced() {
     assert!(!out.contains("survived"));
 
     let c = Ctr::new("memout", &["sleep", "1000"], |cfg| {
-        cfg["linux"]["resources"]["memory"] = limit["memory"].clone()
+        let mut m = limit["memory"].clone();
+        m["swap"] = json!(64 * MIB);
+        m["disableOOMKiller"] = json!(true);
+        cfg["linux"]["resources"]["memory"] = m;
     });
     c.start_detached();
     assert_eq!(c.cg_file("memory", "memory.limit_in_bytes"), "33554432");
@@ -248,6 +251,17 @@ fn memory_limit_is_written_and_enforced() {
         "16777216"
     );
     assert_eq!(c.cg_file("memory", "memory.swappiness"), "0");
+    assert!(c
+        .cg_file("memory", "memory.oom_control")
+        .contains("oom_kill_disable 1"));
+    if c.cg("memory").join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(
+            c.cg_file("memory", "memory.memsw.limit_in_bytes"),
+            "67108864"
+        );
+    } else {
+        eprintln!("memsw skipped: the kernel has no swap accounting");
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxDevice, LinuxMemory, LinuxResources};
 
-use super::convert::pids_max;
+use super::convert::{pids_max, rdma_line};
 use super::validate::throttles;
 use super::{devices, fs, set, unsupported, v2};
 use crate::cgroups::V1Dir;
@@ -53,7 +53,7 @@ pub(super) fn apply(
     if let Some(rdma) = r.rdma().as_ref().filter(|m| !m.is_empty()) {
         let d = dir("rdma", "rdma")?;
         for (dev, l) in rdma {
-            let line = super::convert::rdma_line(dev, l.hca_handles(), l.hca_objects());
+            let line = rdma_line(dev, l.hca_handles(), l.hca_objects());
             set(&format!("rdma.{dev}"), d, "rdma.max", line)?;
         }
     }
@@ -64,7 +64,8 @@ pub(super) fn apply(
     let has_rules = r.devices().as_ref().is_some_and(|d| !d.is_empty());
     match dir("devices", "devices") {
         Ok(d) => devices_rules(d, r, created),
-        // Without the controller only the runtime's defaults would be lost, as in runc.
+        // Nothing can enforce device rules then: an error if the config asks for some, but not
+        // for the runtime's own defaults alone.
         Err(e) if has_rules => Err(e),
         Err(e) => {
             tracing::debug!("{e}; default device rules not applied");
