@@ -214,6 +214,22 @@ mod tests {
     }
 
     #[test]
+    fn parse_errors_name_the_field() {
+        let dir = std::env::temp_dir().join(format!("berth-spec-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+        for (linux, field) in [
+            (r#"{"resources":{"cpu":{"quota":5,"shares":-2}}}"#, "linux.resources.cpu.shares"),
+            (r#"{"resources":{"devices":[{"allow":false},{"allow":true,"type":"x"}]}}"#, "linux.resources.devices[1].type"),
+        ] {
+            let config = format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"linux":{linux}}}"#);
+            std::fs::write(dir.join("config.json"), config).unwrap();
+            let err = load(&dir).unwrap_err().to_string();
+            assert!(err.contains(field), "{err:?} does not name {field}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn sysctls() {
         assert_eq!(sysctl_namespace("net.ipv4.ip_forward"), Some(LinuxNamespaceType::Network));
         assert_eq!(sysctl_namespace("fs.mqueue.msg_max"), Some(LinuxNamespaceType::Ipc));

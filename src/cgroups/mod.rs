@@ -10,10 +10,12 @@
 //! hierarchy if one is mounted as well (runc ignores it; we use it for cgroup.kill and for the
 //! controllers, such as hugetlb, that only it carries).
 //!
-//! Resource limits will be applied per version by `v1.rs` and `v2.rs`, after [`Cgroup::create`].
+//! linux.resources is checked by [`validate_resources`] and applied by [`Cgroup::apply`] (in
+//! `resources/`) right after [`Cgroup::create`].
 
 mod fs;
 mod layout;
+mod resources;
 mod v1;
 mod v2;
 
@@ -24,6 +26,8 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
+
+pub use resources::validate as validate_resources;
 
 /// Where a container's cgroup lives; serializable so that later commands find it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -62,6 +62,12 @@ pub enum Command {
     Delete(DeleteArgs),
     /// Run a new process in a running container
     Exec(Box<ExecArgs>),
+    /// Freeze every process of a running container
+    Pause(IdArg),
+    /// Thaw a paused container
+    Resume(IdArg),
+    /// List the processes of a container
+    Ps(PsArgs),
     /// Write a default config.json
     Spec(SpecArgs),
     /// Print the features this runtime supports (runtime-spec features.md)
@@ -126,6 +132,17 @@ pub struct ListArgs {
     /// Print only the ids
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    pub id: String,
+    /// table: `ps` output for the container's processes; json: their pids
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Arguments for ps(1) (default -ef), after `--`
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
 }
 
 #[derive(Args, Debug)]

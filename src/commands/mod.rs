@@ -6,6 +6,8 @@ mod delete;
 mod exec;
 mod kill;
 mod list;
+mod pause;
+mod ps;
 mod spec;
 mod state;
 
@@ -29,6 +31,9 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Kill(a) => kill::kill(&store, a),
         Command::Delete(a) => delete::delete(&store, a),
         Command::Exec(a) => exec::exec(&store, a),
+        Command::Pause(a) => pause::pause(&store, &a.id),
+        Command::Resume(a) => pause::resume(&store, &a.id),
+        Command::Ps(a) => ps::ps(&store, a),
         Command::Spec(a) => spec::spec(a),
         Command::Completion(a) => docs::completion(a),
         Command::Man(a) => docs::man(a),

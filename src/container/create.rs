@@ -75,6 +75,8 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     let linux = sp.linux().as_ref().expect("validated");
     let ns = Plan::from_linux(linux)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
+    let resources = linux.resources().clone().unwrap_or_default();
+    crate::cgroups::validate_resources(&resources)?;
     let process = sp.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console.is_none() {
@@ -96,6 +98,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         .ctx(|| format!("chmod {}", fifo.display()))?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
+    cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
     process::become_subreaper()?;
 
     let listener = seccomp::connect_listener(linux)?;

@@ -1,12 +1,14 @@
-//! The lifecycle verbs on a container: create, start, kill, delete, state, and `run` in the
-//! foreground.
+//! The lifecycle verbs on a container: create, start, kill, delete, state, pause, resume, ps,
+//! and `run` in the foreground.
 
 mod create;
 mod exec;
+mod pause;
 mod run;
 
 pub use create::{create, CreateOptions};
 pub use exec::{exec, ExecOptions};
+pub use pause::{pause, pids, resume};
 pub use run::{run, RunOptions};
 
 use std::time::{Duration, Instant};

@@ -16,7 +16,7 @@ use super::Options;
 use crate::{Context, Result};
 
 /// Devices every container gets (runc's defaults): path, major, minor; all 0666 char devices.
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+pub(crate) const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/null", 1, 3),
     ("/dev/zero", 1, 5),
     ("/dev/full", 1, 7),

@@ -10,6 +10,8 @@ mod mountinfo;
 mod paths;
 mod pivot;
 
+pub(crate) use dev::DEFAULT_DEVICES;
+
 use std::os::fd::AsFd;
 use std::path::Path;
 

@@ -1,0 +1,50 @@
+//! linux.resources: [`validate`] before create changes anything, then [`Cgroup::apply`] right
+//! after the cgroup is made and before any container process is in it.
+//!
+//! Every write names the config field and the file, so that a value the kernel refuses reads
+//! `linux.resources.memory.limit: write 123 to .../memory.limit_in_bytes: ...`.
+
+mod convert;
+mod devices;
+mod v1;
+mod v2;
+mod validate;
+
+pub use validate::validate;
+
+use std::fmt::Display;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxDevice, LinuxResources};
+
+use super::{fs, Cgroup};
+use crate::{Error, Result};
+
+impl Cgroup {
+    /// Apply `resources` to the cgroup, made by [`Cgroup::create`]. `created` is linux.devices:
+    /// a default device rule for a path the config lists there is left to the config.
+    pub fn apply(&self, resources: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
+        if self.v1.is_empty() {
+            let dir = self
+                .unified
+                .as_deref()
+                .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+            v2::apply(dir, resources, created)
+        } else {
+            v1::apply(&self.v1, self.unified.as_deref(), resources, created)
+        }
+    }
+}
+
+/// Write `value` to `dir/file` on behalf of config field `field` (below linux.resources).
+fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
+    fs::write(&dir.join(file), &value.to_string()).map_err(|e| match e {
+        Error::Io { what, err } => Error::io(format!("linux.resources.{field}: {what}"), err),
+        e => e,
+    })
+}
+
+/// A field this host cannot honour (its controller is not mounted or not enabled, or v2 lacks it).
+fn unsupported(field: &str, why: impl Display) -> Error {
+    Error::config(format!("linux.resources.{field}: {why}"))
+}

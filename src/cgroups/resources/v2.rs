@@ -1,0 +1,287 @@
+//! linux.resources on the cgroup v2 (unified) hierarchy, mapped as runc maps them; also used on
+//! a hybrid host for what only the unified hierarchy carries there (hugetlb, `unified` keys).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use oci_spec::runtime::{LinuxDevice, LinuxHugepageLimit, LinuxResources};
+
+use super::convert::{
+    blkio_to_io_weight, cpu_max, io_max_line, pids_max, rdma_line, shares_to_weight, swap_to_v2,
+    v2_limit,
+};
+use super::validate::throttles;
+use super::{devices, fs, set, unsupported};
+use crate::cgroups::layout;
+use crate::{Error, Result};
+
+pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
+    check_devices(r, created)?;
+    enable(dir, &controllers(r))?;
+    if let Some(m) = r.memory() {
+        if let Some(swap) = swap_to_v2(m.swap(), m.limit())? {
+            set("memory.swap", dir, "memory.swap.max", v2_limit(swap))?;
+        }
+        if let Some(l) = m.limit() {
+            set("memory.limit", dir, "memory.max", v2_limit(l))?;
+        }
+        if let Some(l) = m.reservation() {
+            set("memory.reservation", dir, "memory.low", v2_limit(l))?;
+        }
+        if m.swappiness().is_some() || m.disable_oom_killer() == Some(true) {
+            tracing::warn!("linux.resources.memory: swappiness and disableOOMKiller have no cgroup v2 equivalent; ignored");
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if c.realtime_runtime().is_some() || c.realtime_period().is_some() {
+            return Err(unsupported(
+                "cpu.realtimeRuntime",
+                "realtime scheduling limits do not exist on cgroup v2",
+            ));
+        }
+        if let Some(w) = c.shares().map(shares_to_weight).filter(|w| *w != 0) {
+            set("cpu.shares", dir, "cpu.weight", w)?;
+        }
+        if let Some(max) = cpu_max(c.quota(), c.period()) {
+            set("cpu.quota", dir, "cpu.max", max)?;
+        }
+        if let Some(b) = c.burst() {
+            set("cpu.burst", dir, "cpu.max.burst", b)?;
+        }
+        if let Some(i) = c.idle() {
+            set("cpu.idle", dir, "cpu.idle", i)?;
+        }
+        if let Some(cpus) = c.cpus() {
+            set("cpu.cpus", dir, "cpuset.cpus", cpus)?;
+        }
+        if let Some(mems) = c.mems() {
+            set("cpu.mems", dir, "cpuset.mems", mems)?;
+        }
+    }
+    if let Some(p) = r.pids() {
+        set("pids.limit", dir, "pids.max", pids_max(p.limit()))?;
+    }
+    if let Some(b) = r.block_io() {
+        let bfq = dir.join("io.bfq.weight").exists();
+        // BFQ takes blkio weights as they are; the default io.weight has its own range.
+        match b.weight().filter(|w| *w != 0) {
+            Some(w) if bfq => set("blockIO.weight", dir, "io.bfq.weight", w)?,
+            Some(w) => set("blockIO.weight", dir, "io.weight", blkio_to_io_weight(w))?,
+            None => {}
+        }
+        for (i, d) in b.weight_device().iter().flatten().enumerate() {
+            if let Some(w) = d.weight() {
+                let line = format!("{}:{} {w}", d.major(), d.minor());
+                set(
+                    &format!("blockIO.weightDevice[{i}]"),
+                    dir,
+                    "io.bfq.weight",
+                    line,
+                )?;
+            }
+        }
+        for ((name, list), key) in throttles(b)
+            .into_iter()
+            .zip(["rbps", "wbps", "riops", "wiops"])
+        {
+            for (i, d) in list.iter().enumerate() {
+                let line = io_max_line(d.major(), d.minor(), key, d.rate());
+                set(&format!("blockIO.{name}[{i}]"), dir, "io.max", line)?;
+            }
+        }
+    }
+    hugetlb(
+        dir,
+        r.hugepage_limits().as_deref().unwrap_or_default(),
+        "max",
+    )?;
+    for (dev, limit) in r.rdma().iter().flatten() {
+        set(
+            &format!("rdma.{dev}"),
+            dir,
+            "rdma.max",
+            rdma_line(dev, limit.hca_handles(), limit.hca_objects()),
+        )?;
+    }
+    if r.network().is_some() {
+        tracing::debug!(
+            "linux.resources.network: no net_cls/net_prio on cgroup v2; ignored as runc does"
+        );
+    }
+    unified(dir, r.unified().as_ref())
+}
+
+/// Device rules on v2 need an eBPF program attached to the cgroup, which berth does not load
+/// yet. Without one, every device node the container can reach is usable, which is what the
+/// default rules (deny all, then allow the standard nodes, and whatever the config allows)
+/// amount to for a container that cannot mknod. So those are skipped; a rule that denies
+/// a particular device cannot be honoured, and is an error rather than silently ignored.
+fn check_devices(r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
+    let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), created)?;
+    if let Some(i) = rules
+        .iter()
+        .position(|rule| !rule.allow && !rule.denies_all())
+    {
+        return Err(unsupported(
+            &format!("devices[{i}]"),
+            "denying a device on cgroup v2 needs an eBPF device filter, which this runtime does not load",
+        ));
+    }
+    tracing::debug!("linux.resources.devices: default policy on cgroup v2; no eBPF filter loaded");
+    Ok(())
+}
+
+/// hugetlb.<size>.max (and .rsvd.max where the kernel has it, so reservations are capped too).
+pub(super) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit], suffix: &str) -> Result<()> {
+    for (i, h) in limits.iter().enumerate() {
+        let field = format!("hugepageLimits[{i}]");
+        let value = v2_limit(h.limit());
+        set(
+            &field,
+            dir,
+            &format!("hugetlb.{}.{suffix}", h.page_size()),
+            &value,
+        )?;
+        let rsvd = format!("hugetlb.{}.rsvd.{suffix}", h.page_size());
+        if dir.join(&rsvd).exists() {
+            set(&field, dir, &rsvd, &value)?;
+        }
+    }
+    Ok(())
+}
+
+/// linux.resources.unified: each value written as is, once the file is known to exist (a
+/// missing file would otherwise read as a plain ENOENT on write).
+pub(super) fn unified(dir: &Path, map: Option<&HashMap<String, String>>) -> Result<()> {
+    let mut wanted: Vec<String> = map
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| Some(k.split_once('.')?.0.to_string()))
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    enable(dir, &wanted)?;
+    for (key, value) in map.into_iter().flatten() {
+        let field = format!("unified.{key}");
+        if !dir.join(key).exists() {
+            return Err(unsupported(
+                &field,
+                format!(
+                    "{} does not exist (is its controller enabled?)",
+                    dir.join(key).display()
+                ),
+            ));
+        }
+        set(&field, dir, key, value)?;
+    }
+    Ok(())
+}
+
+/// The controllers the config needs, by the files it will write.
+fn controllers(r: &LinuxResources) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut need = |c: &str| {
+        if !out.iter().any(|o| o == c) {
+            out.push(c.into());
+        }
+    };
+    if r.memory().is_some() {
+        need("memory");
+    }
+    if let Some(c) = r.cpu() {
+        if c.shares().is_some()
+            || c.quota().is_some()
+            || c.period().is_some()
+            || c.burst().is_some()
+            || c.idle().is_some()
+        {
+            need("cpu");
+        }
+        if c.cpus().is_some() || c.mems().is_some() {
+            need("cpuset");
+        }
+    }
+    if r.pids().is_some() {
+        need("pids");
+    }
+    if r.block_io().is_some() {
+        need("io");
+    }
+    if r.hugepage_limits().as_ref().is_some_and(|l| !l.is_empty()) {
+        need("hugetlb");
+    }
+    if r.rdma().as_ref().is_some_and(|m| !m.is_empty()) {
+        need("rdma");
+    }
+    out
+}
+
+/// Enable `wanted` in cgroup.subtree_control of every ancestor of `dir` below the hierarchy's
+/// root, top down, so that their files appear in `dir`. A controller the ancestor does not
+/// offer is left out (the write of its file then fails, naming it).
+///
+/// The caller's own cgroup and its descendants are never touched: a non-root cgroup with
+/// processes cannot enable controllers for its children, and those cgroups belong to whoever
+/// runs us. The exception is a caller in the root cgroup (as on a hybrid host where nothing
+/// manages cgroup2): every cgroup is below it, and the root is not bound by the
+/// no-internal-processes rule, so the path from the root down to `dir` is written.
+pub(super) fn enable(dir: &Path, wanted: &[String]) -> Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let h = layout::detect()?
+        .into_iter()
+        .find(|h| h.controllers.is_empty())
+        .ok_or_else(|| Error::sys("find the cgroup2 hierarchy", nix::Error::ENOENT))?;
+    let own = h.own_dir()?;
+    let own = (own != h.mountpoint).then_some(own);
+    let Ok(below) = dir.strip_prefix(&h.mountpoint) else {
+        return Ok(());
+    };
+    let mut parent = h.mountpoint.clone();
+    for name in below {
+        if own.as_ref().is_some_and(|o| parent.starts_with(o)) {
+            break;
+        }
+        let offered = fs::read(&parent.join("cgroup.controllers"))?;
+        let enabled = fs::read(&parent.join("cgroup.subtree_control"))?;
+        let has = |list: &str, c: &str| list.split_whitespace().any(|x| x == c);
+        let add: Vec<String> = wanted
+            .iter()
+            .filter(|c| has(&offered, c) && !has(&enabled, c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        if !add.is_empty() {
+            fs::write(&parent.join("cgroup.subtree_control"), &add.join(" "))?;
+        }
+        parent.push(name);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controllers_follow_the_fields() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"memory":{"limit":1},"cpu":{"cpus":"0"},"hugepageLimits":[{"pageSize":"2MB","limit":1}],"pids":{"limit":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(controllers(&r), ["memory", "cpuset", "pids", "hugetlb"]);
+    }
+
+    #[test]
+    fn device_rules_that_deny_a_device_are_refused() {
+        let r: LinuxResources = serde_json::from_str(
+            r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rwm"}]}"#,
+        )
+        .unwrap();
+        check_devices(&r, &[]).unwrap();
+        let r: LinuxResources =
+            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3}]}"#).unwrap();
+        let err = check_devices(&r, &[]).unwrap_err().to_string();
+        assert!(err.contains("linux.resources.devices[1]"), "{err}");
+    }
+}

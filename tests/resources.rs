@@ -1,0 +1,558 @@
+//! linux.resources, pause/resume and ps on real busybox containers (run as root).
+//!
+//! Every container gets an absolute cgroupsPath `/berth-test/<pid>-<n>-<name>`: without one the
+//! cgroup would nest under the test's own cgroups, which belong to whoever runs the tests.
+//! Each container is force-deleted and its temp dirs removed on drop, and the shared
+//! `/berth-test` parents go too when nobody else uses them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+const APPLETS: &[&str] = &[
+    "sh", "sleep", "cat", "head", "tr", "echo", "grep", "true", "ls",
+];
+
+struct Ctr {
+    id: String,
+    dir: PathBuf,
+    /// The cgroupsPath, e.g. `/berth-test/123-0-mem`.
+    cgroup: String,
+}
+
+impl Ctr {
+    /// A bundle running `args`, with `edit` applied to the default config (after the test's
+    /// own changes: no terminal, writable root, the unique cgroupsPath).
+    fn new(name: &str, args: &[&str], edit: impl FnOnce(&mut Value)) -> Ctr {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let unique = format!(
+            "{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join(format!("berth-res-{unique}"));
+        let bin = dir.join("bundle/rootfs/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(dir.join("root")).unwrap();
+        fs::create_dir_all(dir.join("bundle/rootfs/tmp")).unwrap();
+        fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        for applet in APPLETS {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let ctr = Ctr {
+            id: format!("res-{unique}"),
+            cgroup: format!("/berth-test/{unique}"),
+            dir,
+        };
+        let out = Command::new(BERTH)
+            .args(["spec", "-b"])
+            .arg(ctr.bundle())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spec: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let path = ctr.bundle().join("config.json");
+        let mut config: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        config["process"]["terminal"] = json!(false);
+        config["process"]["args"] = json!(args);
+        config["root"]["readonly"] = json!(false);
+        config["linux"]["cgroupsPath"] = json!(ctr.cgroup);
+        edit(&mut config);
+        fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        ctr
+    }
+
+    fn bundle(&self) -> PathBuf {
+        self.dir.join("bundle")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.join("root").join(&self.id)
+    }
+
+    fn berth(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BERTH);
+        cmd.arg("--root").arg(self.dir.join("root")).args(args);
+        cmd
+    }
+
+    /// `berth CMD ID ARGS...`, its output captured.
+    fn cmd(&self, cmd: &str, args: &[&str]) -> Output {
+        let mut all = vec![cmd, self.id.as_str()];
+        all.extend_from_slice(args);
+        self.berth(&all).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Run in the foreground; (exit code, stdout, stderr).
+    fn run(&self) -> (i32, String, String) {
+        let out = self
+            .berth(&["run", "-b"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
+        )
+    }
+
+    /// `run -d`. The container inherits the runtime's stdio, so no pipe is used: reading one to
+    /// its end would wait for the container.
+    fn start_detached(&self) {
+        let log = self.dir.join("run-d.stderr");
+        let status = self
+            .berth(&["run", "-d", "-b"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "run -d: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// `create` expected to fail; its stderr.
+    fn create_fails(&self) -> String {
+        let out = self
+            .berth(&["create", "-b"])
+            .arg(self.bundle())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "create succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn status(&self) -> String {
+        let out = self.cmd("state", &[]);
+        assert!(
+            out.status.success(),
+            "state: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["status"].as_str().unwrap().to_string()
+    }
+
+    /// The container's cgroup directory in the v1 hierarchy mounted at /sys/fs/cgroup/<name>.
+    fn cg(&self, hierarchy: &str) -> PathBuf {
+        Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(self.cgroup.trim_start_matches('/'))
+    }
+
+    fn cg_file(&self, hierarchy: &str, file: &str) -> String {
+        let path = self.cg(hierarchy).join(file);
+        fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+            .trim()
+            .to_string()
+    }
+
+    /// Whether any hierarchy still has the container's cgroup.
+    fn cgroup_left(&self) -> Vec<PathBuf> {
+        fs::read_dir("/sys/fs/cgroup")
+            .unwrap()
+            .flatten()
+            .map(|h| h.path().join(self.cgroup.trim_start_matches('/')))
+            .filter(|p| p.exists())
+            .collect()
+    }
+
+    fn pids(&self) -> Vec<i64> {
+        let out = self.cmd("ps", &["-f", "json"]);
+        assert!(
+            out.status.success(),
+            "ps: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for Ctr {
+    fn drop(&mut self) {
+        let _ = self.cmd("delete", &["--force"]);
+        let _ = fs::remove_dir_all(&self.dir);
+        for h in fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            // Busy or not empty: another test still uses it.
+            let _ = fs::remove_dir(h.path().join("berth-test"));
+        }
+    }
+}
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+const MIB: i64 = 1 << 20;
+
+#[test]
+fn memory_limit_is_written_and_enforced() {
+    let limit =
+        json!({ "memory": { "limit": 32 * MIB, "reservation": 16 * MIB, "swappiness": 0 } });
+    let c = Ctr::new(
+        "mem",
+        &["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"],
+        |cfg| {
+            cfg["linux"]["resources"]["memory"] = limit["memory"].clone();
+        },
+    );
+    let (code, out, err) = c.run();
+    assert_eq!((code, out.trim()), (0, "33554432"), "{err}");
+
+    let hog = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived";
+    let c = Ctr::new("oom", &["sh", "-c", hog], |cfg| {
+        cfg["linux"]["resources"]["memory"] = limit["memory"].clone()
+    });
+    let (code, out, err) = c.run();
+    assert_eq!(code, 128 + 9, "not OOM-killed: {out} {err}");
+    assert!(!out.contains("survived"));
+
+    let c = Ctr::new("memout", &["sleep", "1000"], |cfg| {
+        let mut m = limit["memory"].clone();
+        m["swap"] = json!(64 * MIB);
+        m["disableOOMKiller"] = json!(true);
+        cfg["linux"]["resources"]["memory"] = m;
+    });
+    c.start_detached();
+    assert_eq!(c.cg_file("memory", "memory.limit_in_bytes"), "33554432");
+    assert_eq!(
+        c.cg_file("memory", "memory.soft_limit_in_bytes"),
+        "16777216"
+    );
+    assert_eq!(c.cg_file("memory", "memory.swappiness"), "0");
+    assert!(c
+        .cg_file("memory", "memory.oom_control")
+        .contains("oom_kill_disable 1"));
+    if c.cg("memory").join("memory.memsw.limit_in_bytes").exists() {
+        assert_eq!(
+            c.cg_file("memory", "memory.memsw.limit_in_bytes"),
+            "67108864"
+        );
+    } else {
+        eprintln!("memsw skipped: the kernel has no swap accounting");
+    }
+}
+
+#[test]
+fn pids_limit_caps_forks_and_ps_lists_them() {
+    // A failed fork ends the subshell; the init goes on.
+    let script =
+        "(for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done) 2>/tmp/err; echo > /tmp/done; sleep 1000";
+    let c = Ctr::new("pids", &["sh", "-c", script], |cfg| {
+        cfg["linux"]["resources"]["pids"] = json!({ "limit": 4 })
+    });
+    c.start_detached();
+    assert_eq!(c.cg_file("pids", "pids.max"), "4");
+    wait_until("the forks", || c.bundle().join("rootfs/tmp/done").exists());
+    let err = fs::read_to_string(c.bundle().join("rootfs/tmp/err")).unwrap();
+    assert!(err.contains("fork"), "{err}");
+    // The limit was hit with sh, the subshell and two sleeps; the subshell is gone and sh has
+    // exec'd the last sleep: three remain.
+    wait_until("the subshell to exit", || c.pids().len() == 3);
+    let pids = c.pids();
+    let state: Value = serde_json::from_slice(&c.cmd("state", &[]).stdout).unwrap();
+    assert!(
+        pids.contains(&state["pid"].as_i64().unwrap()),
+        "{pids:?} {state}"
+    );
+
+    let out = c.cmd("ps", &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("PID"), "{table}");
+    assert_eq!(lines.len(), 4, "{table}");
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.contains("sleep") || l.contains("sh -c")),
+        "{table}"
+    );
+    let out = c.cmd("ps", &["--", "-o", "pid,comm"]);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .all(|l| l.contains("sleep") || l.contains("sh")));
+}
+
+#[test]
+fn cpu_and_cpuset_are_written() {
+    let cpu = json!({ "shares": 512, "quota": 20000, "period": 100000, "cpus": "0", "mems": "0" });
+    let c = Ctr::new(
+        "cpu",
+        &["grep", "Cpus_allowed_list", "/proc/self/status"],
+        |cfg| {
+            cfg["linux"]["resources"]["cpu"] = cpu.clone();
+        },
+    );
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.split_whitespace().eq(["Cpus_allowed_list:", "0"]),
+        "{out}"
+    );
+
+    let c = Ctr::new("cpuout", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["cpu"] = cpu.clone()
+    });
+    c.start_detached();
+    assert_eq!(c.cg_file("cpu", "cpu.shares"), "512");
+    assert_eq!(c.cg_file("cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(c.cg_file("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(c.cg_file("cpuset", "cpuset.cpus"), "0");
+    assert_eq!(c.cg_file("cpuset", "cpuset.mems"), "0");
+}
+
+#[test]
+fn blkio_is_written() {
+    let dev = fs::read_to_string("/sys/block/vda/dev")
+        .or_else(|_| fs::read_to_string("/sys/block/loop0/dev"));
+    let Ok(dev) = dev else {
+        eprintln!("skipped: no block device to throttle");
+        return;
+    };
+    let (major, minor) = dev.trim().split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    // The weight files show in child cgroups only: look in a probe of our own.
+    let probe =
+        Path::new("/sys/fs/cgroup/blkio/berth-test").join(format!("{}-probe", std::process::id()));
+    fs::create_dir_all(&probe).unwrap();
+    let weight_file = ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| probe.join(f).exists());
+    fs::remove_dir(&probe).unwrap();
+    let c = Ctr::new("blkio", &["sleep", "1000"], |cfg| {
+        let mut b = json!({ "throttleReadBpsDevice": [{ "major": major, "minor": minor, "rate": 1048576 }] });
+        if weight_file.is_some() {
+            b["weight"] = json!(300);
+        }
+        cfg["linux"]["resources"]["blockIO"] = b;
+    });
+    c.start_detached();
+    assert_eq!(
+        c.cg_file("blkio", "blkio.throttle.read_bps_device"),
+        format!("{major}:{minor} 1048576")
+    );
+    if let Some(file) = weight_file {
+        assert!(c.cg_file("blkio", file).contains("300"));
+    } else {
+        eprintln!("blkio weight skipped: the kernel has neither blkio.weight nor blkio.bfq.weight");
+    }
+}
+
+#[test]
+fn hugetlb_limit_goes_through_the_unified_hierarchy() {
+    let Some(size) = fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .find_map(|e| {
+            let kb: u64 = e
+                .file_name()
+                .to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(if kb >= 1 << 20 {
+                format!("{}GB", kb >> 20)
+            } else if kb >= 1024 {
+                format!("{}MB", kb >> 10)
+            } else {
+                format!("{kb}KB")
+            })
+        })
+    else {
+        eprintln!("skipped: no hugepage sizes");
+        return;
+    };
+    let c = Ctr::new("huge", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["hugepageLimits"] = json!([{ "pageSize": size, "limit": 0 }]);
+    });
+    c.start_detached();
+    let v1 = Path::new("/sys/fs/cgroup/hugetlb").exists();
+    let (hierarchy, file) = if v1 {
+        ("hugetlb", format!("hugetlb.{size}.limit_in_bytes"))
+    } else {
+        ("unified", format!("hugetlb.{size}.max"))
+    };
+    assert_eq!(c.cg_file(hierarchy, &file), "0");
+}
+
+#[test]
+fn device_rules_deny_a_listed_device() {
+    let script = "echo x > /dev/null && echo null-ok; (exec 3</dev/fuse) 2>&1; echo done";
+    let c = Ctr::new("dev", &["sh", "-c", script], |cfg| {
+        cfg["linux"]["devices"] = json!([{ "path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438 }]);
+        cfg["linux"]["resources"]["devices"] = json!([
+            { "allow": false, "access": "rwm" },
+            { "allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm" },
+            { "allow": false, "type": "c", "major": 10, "minor": 229, "access": "rw" },
+        ]);
+    });
+    let (code, out, err) = c.run();
+    assert_eq!(code, 0, "{out} {err}");
+    assert!(out.contains("null-ok"), "{out}");
+    assert!(out.contains("Operation not permitted"), "{out}");
+
+    let c = Ctr::new("devout", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["devices"] = json!([{ "allow": false, "access": "rwm" }]);
+    });
+    c.start_detached();
+    let list = c.cg_file("devices", "devices.list");
+    assert!(
+        list.lines().any(|l| l == "c 1:3 rwm") && !list.contains("a *:*"),
+        "{list}"
+    );
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    let counter = "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; done";
+    let c = Ctr::new("pause", &["sh", "-c", counter], |_| {});
+    c.start_detached();
+    let count_file = c.bundle().join("rootfs/tmp/count");
+    let count = || {
+        fs::read_to_string(&count_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    };
+    wait_until("the counter", || count().is_some());
+    let out = c.cmd("resume", &[]);
+    assert!(
+        !out.status.success(),
+        "resume of a running container succeeded"
+    );
+
+    assert!(c.cmd("pause", &[]).status.success());
+    assert_eq!(c.status(), "paused");
+    assert_eq!(c.cg_file("freezer", "freezer.state"), "FROZEN");
+    let frozen_at = count();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(count(), frozen_at, "the counter moved while paused");
+    assert!(
+        !c.cmd("pause", &[]).status.success(),
+        "pause of a paused container succeeded"
+    );
+
+    assert!(c.cmd("resume", &[]).status.success());
+    assert_eq!(c.status(), "running");
+    wait_until("the counter to move again", || count() > frozen_at);
+
+    // delete --force of a paused container kills it and removes its cgroup everywhere.
+    assert!(c.cmd("pause", &[]).status.success());
+    let out = c.cmd("delete", &["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(c.cgroup_left(), Vec::<PathBuf>::new());
+    assert!(!c.state_dir().exists());
+}
+
+#[test]
+fn pause_of_a_stopped_container_fails() {
+    let c = Ctr::new("stopped", &["true"], |_| {});
+    c.start_detached();
+    wait_until("the container to stop", || c.status() == "stopped");
+    let out = c.cmd("pause", &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+}
+
+/// A bad resources value fails create naming the field, leaving no state dir and no cgroup.
+fn refused(name: &str, resources: Value, field: &str) {
+    let c = Ctr::new(name, &["true"], |cfg| cfg["linux"]["resources"] = resources);
+    let err = c.create_fails();
+    assert!(err.contains(field), "{field} not in {err:?}");
+    assert!(!c.state_dir().exists(), "state dir left behind");
+    assert_eq!(c.cgroup_left(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn bad_resources_are_refused_before_anything_is_made() {
+    refused(
+        "shares",
+        json!({ "cpu": { "shares": -2 } }),
+        "linux.resources.cpu.shares",
+    );
+    refused(
+        "devtype",
+        json!({ "devices": [{ "allow": true, "type": "x" }] }),
+        "linux.resources.devices[0].type",
+    );
+    refused(
+        "devpipe",
+        json!({ "devices": [{ "allow": false }, { "allow": true, "type": "p" }] }),
+        "linux.resources.devices[1].type",
+    );
+    refused(
+        "unified",
+        json!({ "unified": { "bogus": "1" } }),
+        "linux.resources.unified.bogus",
+    );
+    refused(
+        "memneg",
+        json!({ "memory": { "limit": -7 } }),
+        "linux.resources.memory.limit",
+    );
+}
+
+#[test]
+fn a_value_the_kernel_refuses_is_undone() {
+    // A child may not get realtime time its parent does not have (a fresh parent has none).
+    refused(
+        "rt",
+        json!({ "cpu": { "realtimePeriod": 1000000, "realtimeRuntime": 5000 } }),
+        "linux.resources.cpu.realtimeRuntime: write 5000 to",
+    );
+    refused(
+        "maxshares",
+        json!({ "cpu": { "shares": 1_000_000 } }),
+        "linux.resources.cpu.shares: 1000000: the maximum",
+    );
+    if Path::new("/sys/fs/cgroup/unified").is_dir() && Path::new("/sys/fs/cgroup/memory").is_dir() {
+        // A hybrid host: the cgroup2 hierarchy has no memory controller.
+        refused(
+            "unifiedmem",
+            json!({ "unified": { "memory.high": "1000000" } }),
+            "linux.resources.unified.memory.high",
+        );
+    }
+    refused(
+        "nohuge",
+        json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 1 }] }),
+        "linux.resources.hugepageLimits[0]",
+    );
+}
