@@ -3,7 +3,10 @@
 //! runner compares the report with the config it generated, so the expectations
 //! live in one place. Must be linked statically (the rootfs has no libc).
 //!
-//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write or ls.
+//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write or ls;
+//! or /checker attack-exe DEV INO SECONDS (see `attack`).
+
+mod attack;
 
 use serde_json::{json, Map, Value};
 use std::fs;
@@ -29,6 +32,12 @@ const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
 ];
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("attack-exe") {
+        let num = |i: usize| args.get(i).and_then(|a| a.parse().ok()).expect("attack-exe DEV INO SECONDS");
+        println!("{}", attack::runtime_exe(num(2), num(3), num(4)));
+        return;
+    }
     let probes: Map<String, Value> = std::env::args()
         .skip(1)
         .map(|arg| {

@@ -1,0 +1,114 @@
+//! The runc CVE classes, each written as the attack itself. A runtime passes when the attack
+//! gets nowhere: the operation fails cleanly, or succeeds without the harm.
+
+use super::Test;
+use crate::harness::Ctx;
+use crate::report::Report;
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+use std::fs;
+use std::os::unix::fs::{symlink, MetadataExt};
+
+pub const TESTS: &[Test] = &[
+    ("attack/runtime-exe-via-proc", runtime_exe_via_proc),
+    ("attack/cwd-through-leaked-fd", cwd_through_leaked_fd),
+    ("attack/mount-through-symlink", mount_through_symlink),
+    ("attack/mask-with-fake-dev-null", mask_with_fake_dev_null),
+    ("attack/no-inheritable-by-default", no_inheritable_by_default),
+];
+
+/// CVE-2019-5736: while `exec` enters the container, a container process opens the runtime's
+/// binary through /proc/PID/exe, to overwrite it once the runtime exits.
+fn runtime_exe_via_proc(ctx: &mut Ctx) -> Result<()> {
+    let bin = fs::metadata(&ctx.env.runtime.path)?;
+    let (dev, ino) = (bin.dev().to_string(), bin.ino().to_string());
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["/checker", "attack-exe", dev, ino, "4"]))?;
+    let attacker = ctx.spawn(&["run", "--bundle", b.dir_str(), &b.id])?;
+    ctx.wait_status(&b.id, "running")?;
+    for _ in 0..20 {
+        ctx.rt(&["exec", &b.id, "true"])?.ok()?;
+    }
+    let out = attacker.wait()?.ok()?;
+    let got: Value = serde_json::from_str(out.stdout.trim()).with_context(|| format!("attacker said {:?}", out.stdout))?;
+    ensure!(got["opened"] == json!([]), "the container opened the runtime binary through /proc/PID/exe: {got}");
+    ensure!(got["writable"] == false, "the container could open the runtime binary for writing: {got}");
+    Ok(())
+}
+
+/// CVE-2024-21626: process.cwd names an fd the runtime leaked (a host directory), so the
+/// container process would start outside its root.
+fn cwd_through_leaked_fd(ctx: &mut Ctx) -> Result<()> {
+    for fd in 3..=12 {
+        let b = ctx.bundle(|v| {
+            v["process"]["args"] = json!(["/checker"]);
+            v["process"]["cwd"] = json!(format!("/proc/self/fd/{fd}"));
+        })?;
+        let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+        if !out.success() {
+            continue;
+        }
+        let r = Report::parse(&out.stdout)?;
+        ensure!(!r.str("cwd").contains("unreachable"), "cwd /proc/self/fd/{fd} put the process outside its root: {:?}", r.str("cwd"));
+    }
+    Ok(())
+}
+
+/// CVE-2019-19921 and kin: a mount destination that is a symlink in the rootfs, absolute or
+/// climbing with `..`, pointing at a host directory. The mount must land inside the rootfs.
+fn mount_through_symlink(ctx: &mut Ctx) -> Result<()> {
+    let host = ctx.dir.join("host-target");
+    fs::create_dir_all(&host)?;
+    let b = ctx.bundle(|v| {
+        let mounts = v["mounts"].as_array_mut().expect("mounts");
+        for link in ["evil-abs", "evil-rel"] {
+            mounts.push(json!({ "destination": format!("/{link}/sub"), "type": "tmpfs", "source": "tmpfs" }));
+        }
+    })?;
+    let climb = format!("{}{}", "../".repeat(16), host.to_str().context("utf-8 path")?.trim_start_matches('/'));
+    symlink(&host, b.rootfs().join("evil-abs"))?;
+    symlink(climb, b.rootfs().join("evil-rel"))?;
+    // Either outcome is safe as long as the host directory is untouched.
+    let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+    let entries: Vec<_> = fs::read_dir(&host)?.flatten().map(|e| e.file_name()).collect();
+    ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+    ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
+    Ok(())
+}
+
+/// CVE-2025-31133: the container's /dev (bind-mounted from the bundle) has a `null` that is a
+/// symlink to a host procfs file. Masking with it would expose that file where a masked path was.
+fn mask_with_fake_dev_null(ctx: &mut Ctx) -> Result<()> {
+    let dev = ctx.dir.join("fake-dev");
+    fs::create_dir_all(&dev)?;
+    let _ = fs::remove_file(dev.join("null"));
+    symlink("/proc/sys/kernel/core_pattern", dev.join("null"))?;
+    let b = ctx.bundle(|v| {
+        let mounts = v["mounts"].as_array_mut().expect("mounts");
+        mounts.retain(|m| !m["destination"].as_str().unwrap_or_default().starts_with("/dev"));
+        mounts.push(json!({ "destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"] }));
+        v["process"]["args"] = json!(["/checker", "read:/proc/keys", "stat:/proc/keys"]);
+        v["linux"]["maskedPaths"] = json!(["/proc/keys"]);
+    })?;
+    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+    if !out.success() {
+        return Ok(());
+    }
+    let r = Report::parse(&out.stdout)?;
+    let read = &r.get("probes")["read:/proc/keys"];
+    ensure!(read.get("errno").is_some() || read["ok"] == "", "masked /proc/keys reads {read}: the mask was not the null device");
+    Ok(())
+}
+
+/// CVE-2022-29162: with no inheritable set in the config, the process has none.
+fn no_inheritable_by_default(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| {
+            let caps = &mut v["process"]["capabilities"];
+            caps.as_object_mut().expect("capabilities").remove("inheritable");
+        },
+        &[],
+    )?;
+    ensure!(u64::from_str_radix(r.status("CapInh"), 16)? == 0, "CapInh {}", r.status("CapInh"));
+    Ok(())
+}
