@@ -24,6 +24,12 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "attack/mask-with-fake-dev-null",
         "runc 1.1 masks with whatever the container's /dev/null is (CVE-2025-31133, fixed in runc 1.2.8)",
     ),
+    ("runc", "inside/time-offsets", "runc 1.1 does not know the time namespace (support arrived in runc 1.2)"),
+    (
+        "runc",
+        "inside/rootfs-propagation",
+        "runc 1.1 leaves the container's / private when rootfsPropagation is rshared",
+    ),
     ("runc", "hooks/start-runs-start-hooks", "runc 1.1 runs poststart hooks during create, not during start"),
     (
         "runc",

@@ -33,6 +33,9 @@ pub const TESTS: &[Test] = &[
         expect_fds(c.check(|_| {}, &[])?, &[0, 1, 2])
     }),
     ("inside/preserve-fds", preserve_fds),
+    ("inside/time-offsets", time_offsets),
+    ("inside/no-pivot", no_pivot),
+    ("inside/rootfs-propagation", rootfs_propagation),
     ("inside/capabilities-root", capabilities_root),
     (
         "inside/capabilities-ambient-nonroot",
@@ -628,4 +631,48 @@ fn cgroup_path(ctx: &mut Ctx) -> Result<()> {
 
 fn push_mount(v: &mut Value, mount: Value) {
     v["mounts"].as_array_mut().expect("mounts").push(mount);
+}
+
+/// linux.timeOffsets in a new time namespace: the offsets are in place before the process runs.
+fn time_offsets(ctx: &mut Ctx) -> Result<()> {
+    if !Path::new("/proc/self/ns/time").exists() {
+        return Err(skip("kernel without time namespaces"));
+    }
+    let r = ctx.check(
+        |v| {
+            v["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({ "type": "time" }));
+            v["linux"]["timeOffsets"] = json!({ "boottime": { "secs": 1000000, "nanosecs": 0 }, "monotonic": { "secs": 86400 } });
+        },
+        &["read:/proc/self/timens_offsets", "read:/proc/uptime"],
+    )?;
+    let offsets = r.probe("read:/proc/self/timens_offsets")?.as_str().unwrap_or_default().to_string();
+    ensure!(offsets.lines().any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])), "offsets {offsets:?}");
+    let uptime: f64 = r.probe("read:/proc/uptime")?.as_str().and_then(|u| u.split_whitespace().next()?.parse().ok()).context("uptime")?;
+    ensure!(uptime >= 1_000_000.0, "boottime offset not applied: uptime {uptime}");
+    Ok(())
+}
+
+/// `create --no-pivot` (MS_MOVE + chroot, for a rootfs on ramfs) still gives the container its root.
+fn no_pivot(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["/checker", "stat:/checker"]))?;
+    let out = ctx.rt(&["run", "--no-pivot", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    let r = Report::parse(&out.stdout)?;
+    r.probe("stat:/checker").context("the container's root is not its rootfs")?;
+    Ok(())
+}
+
+/// linux.rootfsPropagation: the container's `/` has the configured propagation.
+fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
+    for (prop, shared) in [("rshared", true), ("rprivate", false)] {
+        let r = ctx.check(|v| v["linux"]["rootfsPropagation"] = json!(prop), &[])?;
+        let root = r.get("mountinfo").as_array().into_iter().flatten().filter_map(|l| l.as_str())
+            .filter(|l| l.split_whitespace().nth(4) == Some("/"))
+            .last()
+            .context("no / in mountinfo")?
+            .to_string();
+        // Optional fields (between the mount options and " - ") carry "shared:N" for a shared mount.
+        let optional = root.split(" - ").next().unwrap_or_default();
+        ensure!(optional.contains("shared:") == shared, "rootfsPropagation {prop}: / is {root:?}");
+    }
+    Ok(())
 }
