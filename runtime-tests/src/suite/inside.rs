@@ -666,8 +666,7 @@ fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
     for (prop, shared) in [("rshared", true), ("rprivate", false)] {
         let r = ctx.check(|v| v["linux"]["rootfsPropagation"] = json!(prop), &[])?;
         let root = r.get("mountinfo").as_array().into_iter().flatten().filter_map(|l| l.as_str())
-            .filter(|l| l.split_whitespace().nth(4) == Some("/"))
-            .last()
+            .rfind(|l| l.split_whitespace().nth(4) == Some("/"))
             .context("no / in mountinfo")?
             .to_string();
         // Optional fields (between the mount options and " - ") carry "shared:N" for a shared mount.
