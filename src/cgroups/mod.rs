@@ -141,8 +141,44 @@ impl Cgroup {
 
     /// Move `pid` into the cgroup in every hierarchy.
     pub fn add(&self, pid: Pid) -> Result<()> {
-        self.dirs()
-            .try_for_each(|dir| fs::write(&dir.join("cgroup.procs"), &pid.to_string()))
+        self.add_to(pid, &[])
+    }
+
+    /// Move pid into existing sub-cgroups of the container (`exec --cgroup`): each entry is
+    /// `path` (every hierarchy) or `controller:path` (the v1 hierarchy with that controller);
+    /// hierarchies no entry names get the container's cgroup itself.
+    pub fn add_to(&self, pid: Pid, subs: &[String]) -> Result<()> {
+        let mut any: Option<&Path> = None;
+        let mut named: Vec<(&str, &Path)> = Vec::new();
+        for sub in subs {
+            let (controller, path) = match sub.split_once(':') {
+                Some((c, p)) => (Some(c), Path::new(p)),
+                None => (None, Path::new(sub.as_str())),
+            };
+            let escapes = path.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+            if escapes || path.as_os_str().is_empty() {
+                return Err(Error::Usage(format!("--cgroup {sub:?}: must be a relative path below the container's cgroup")));
+            }
+            match controller {
+                Some(c) if !self.v1.iter().any(|h| h.has(c)) => {
+                    return Err(Error::Usage(format!("--cgroup {sub:?}: no {c} hierarchy on this host")))
+                }
+                Some(c) => named.push((c, path)),
+                None => any = Some(path),
+            }
+        }
+        let v1 = self.v1.iter().map(|h| (h.dir.as_path(), named.iter().find(|(c, _)| h.has(c)).map(|(_, p)| *p)));
+        for (dir, sub) in v1.chain(self.unified.as_deref().map(|d| (d, None))) {
+            let target = match sub.or(any) {
+                Some(p) => dir.join(p),
+                None => dir.to_path_buf(),
+            };
+            if !target.is_dir() {
+                return Err(Error::Usage(format!("--cgroup: {} does not exist", target.display())));
+            }
+            fs::write(&target.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
     }
 
     /// The pids in the cgroup and in any cgroups below it, sorted. Read from one hierarchy:

@@ -15,9 +15,6 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
     if a.apparmor.as_deref().is_some_and(|l| !l.is_empty()) {
         bail!("--apparmor: AppArmor profiles are not supported yet");
     }
-    if !a.cgroup.is_empty() {
-        bail!("--cgroup: sub-cgroups for exec are not supported yet");
-    }
     let process = match &a.process {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
@@ -34,6 +31,7 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         detach: a.detach,
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
+        sub_cgroups: a.cgroup.clone(),
     };
     Ok(container::exec(store, opts)?)
 }

@@ -24,6 +24,8 @@ pub struct ExecOptions<'a> {
     pub preserve_fds: u32,
     /// Exec even when the container is paused (the process starts frozen).
     pub ignore_paused: bool,
+    /// Existing sub-cgroups to run in, `[controller:]path` (runc's --cgroup).
+    pub sub_cgroups: Vec<String>,
 }
 
 /// Returns the exit code: 0 when detached, else the process's (128+N when killed by signal N).
@@ -70,7 +72,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         state: &state_json,
     };
     let first = process::spawn_enter(&args, &ns, &linux, child_chan)?;
-    let started = state.cgroup.add(first).and_then(|()| {
+    let started = state.cgroup.add_to(first, &opts.sub_cgroups).and_then(|()| {
         process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
     });
     let pid = match started {

@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = &[
     ("exec/env-cwd-user", env_cwd_user),
     ("exec/process-json", process_json),
     ("exec/detach-pid-file", detach_pid_file),
+    ("exec/sub-cgroup", sub_cgroup),
     ("exec/bad-input-fails", bad_input_fails),
 ];
 
@@ -105,5 +106,26 @@ fn bad_input_fails(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
     ctx.wait_status(&b.id, "stopped")?;
     ctx.rt(&["exec", &b.id, "true"])?.failed()?;
+    Ok(())
+}
+
+/// `exec --cgroup sub` runs the process in an existing sub-cgroup of the container.
+fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    for dir in cgroup_dirs(&b.cgroup).into_iter().filter(|d| d.is_dir()) {
+        let sub = dir.join("sub");
+        fs::create_dir_all(&sub)?;
+        // A v1 cpuset cgroup takes no process until it has cpus and mems.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = fs::read_to_string(dir.join(file)) {
+                fs::write(sub.join(file), v)?;
+            }
+        }
+    }
+    let r = exec_checker(ctx, &b, &["--cgroup", "sub"])?;
+    let cgroup = r.str("cgroup");
+    // The pids hierarchy on v1 hosts, the unified one on v2 hosts.
+    let line = cgroup.lines().find(|l| l.contains(":pids:")).or(cgroup.lines().find(|l| l.starts_with("0::"))).context("no cgroup line")?;
+    ensure!(line.ends_with(&format!("{}/sub", b.cgroup)), "exec --cgroup sub ran in {line:?}");
     Ok(())
 }
