@@ -8,11 +8,14 @@ use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 pub const TESTS: &[Test] = &[
     ("attack/runtime-exe-via-proc", runtime_exe_via_proc),
     ("attack/cwd-through-leaked-fd", cwd_through_leaked_fd),
     ("attack/mount-through-symlink", mount_through_symlink),
+    ("attack/mount-symlink-race", mount_symlink_race),
     ("attack/mask-with-fake-dev-null", mask_with_fake_dev_null),
     ("attack/no-inheritable-by-default", no_inheritable_by_default),
 ];
@@ -73,6 +76,41 @@ fn mount_through_symlink(ctx: &mut Ctx) -> Result<()> {
     ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
     ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
+    Ok(())
+}
+
+/// CVE-2021-30465 and kin: while the runtime mounts at /race/sub, `/race` keeps flipping
+/// between a directory and a symlink to a host directory. No mount and no file may land there.
+fn mount_symlink_race(ctx: &mut Ctx) -> Result<()> {
+    let host = ctx.dir.join("race-target");
+    fs::create_dir_all(&host)?;
+    for _ in 0..10 {
+        let b = ctx.bundle(|v| {
+            let mounts = v["mounts"].as_array_mut().expect("mounts");
+            mounts.push(json!({ "destination": "/race/sub", "type": "tmpfs", "source": "tmpfs" }));
+            v["process"]["args"] = json!(["true"]);
+        })?;
+        let race = b.rootfs().join("race");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flipper = {
+            let (stop, host, race) = (stop.clone(), host.clone(), race.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = fs::remove_dir(&race).or_else(|_| fs::remove_file(&race));
+                    let _ = fs::create_dir(&race);
+                    let _ = fs::remove_dir(&race);
+                    let _ = symlink(&host, &race);
+                }
+            })
+        };
+        let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id]);
+        stop.store(true, Ordering::Relaxed);
+        let _ = flipper.join();
+        let entries: Vec<_> = fs::read_dir(&host)?.flatten().map(|e| e.file_name()).collect();
+        ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+        ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
+    }
     Ok(())
 }
 
