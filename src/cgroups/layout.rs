@@ -1,10 +1,9 @@
 //! Which cgroup hierarchies this host has mounted and where the calling process sits in each,
 //! from /proc/self/mountinfo and /proc/self/cgroup (no mount paths are assumed).
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
+use crate::mountinfo::MountInfo;
 use crate::{Context, Error, Result};
 
 /// A mounted cgroup hierarchy.
@@ -53,15 +52,11 @@ pub(super) fn detect() -> Result<Vec<Hierarchy>> {
 }
 
 /// A cgroup or cgroup2 mount.
-struct Mount {
-    v2: bool,
-    root: PathBuf,
-    mountpoint: PathBuf,
-    super_opts: Vec<String>,
-}
-
 fn hierarchies(mountinfo: &str, proc_cgroup: &str) -> Vec<Hierarchy> {
-    let mounts: Vec<Mount> = mountinfo.lines().filter_map(parse_mount).collect();
+    let mounts: Vec<MountInfo> = crate::mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter(|m| m.fs_type == "cgroup" || m.fs_type == "cgroup2")
+        .collect();
     proc_cgroup
         .lines()
         .filter_map(|line| {
@@ -75,12 +70,12 @@ fn hierarchies(mountinfo: &str, proc_cgroup: &str) -> Vec<Hierarchy> {
                 .collect();
             // The first mount wins, as in runc; a hierarchy that is not mounted is skipped.
             let mount = mounts.iter().find(|m| match controllers.first() {
-                None => m.v2,
-                Some(c) => !m.v2 && m.super_opts.contains(c),
+                None => m.fs_type == "cgroup2",
+                Some(c) => m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == c),
             })?;
             Some(Hierarchy {
                 controllers,
-                mountpoint: mount.mountpoint.clone(),
+                mountpoint: mount.mount_point.clone(),
                 root: mount.root.clone(),
                 own: PathBuf::from(own),
             })
@@ -90,48 +85,6 @@ fn hierarchies(mountinfo: &str, proc_cgroup: &str) -> Vec<Hierarchy> {
 
 /// Parse a mountinfo line if it is a cgroup mount:
 /// `id parent maj:min root mountpoint opts [optional...] - fstype source super-opts`.
-fn parse_mount(line: &str) -> Option<Mount> {
-    let fields: Vec<&str> = line.split(' ').collect();
-    let sep = fields.iter().skip(6).position(|f| *f == "-")? + 6;
-    let v2 = match *fields.get(sep + 1)? {
-        "cgroup" => false,
-        "cgroup2" => true,
-        _ => return None,
-    };
-    Some(Mount {
-        v2,
-        root: unescape(fields.get(3)?),
-        mountpoint: unescape(fields.get(4)?),
-        super_opts: fields.get(sep + 3)?.split(',').map(String::from).collect(),
-    })
-}
-
-/// Undo mountinfo's octal escapes (`\040` for a space, ...); paths need not be UTF-8.
-fn unescape(field: &str) -> PathBuf {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
-        match octal {
-            Some(d) if bytes[i] == b'\\' => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |acc, b| acc.wrapping_mul(8) + (b - b'0')),
-                );
-                i += 4;
-            }
-            _ => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(OsString::from_vec(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,10 +143,5 @@ mod tests {
             found[0].own_dir().unwrap(),
             Path::new("/sys/fs/cgroup/user.slice/x.scope")
         );
-    }
-
-    #[test]
-    fn unescapes_octal_and_keeps_other_backslashes() {
-        assert_eq!(unescape("/a\\040b\\134c\\x"), Path::new("/a b\\c\\x"));
     }
 }

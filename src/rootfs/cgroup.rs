@@ -10,7 +10,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 
 use super::mount::{bind_fd, data_string, remount_bind, MountOptions};
-use super::mountinfo;
+use crate::mountinfo;
 use super::paths::{self, Kind};
 
 const HOST_CGROUP: &str = "/sys/fs/cgroup";

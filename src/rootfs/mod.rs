@@ -6,7 +6,6 @@ mod cgroup;
 mod dev;
 mod masked;
 pub(crate) mod mount;
-mod mountinfo;
 mod paths;
 mod pivot;
 
@@ -145,7 +144,7 @@ pub fn prepare(opts: &Options) -> Result<()> {
 /// pivot_root refuses a new root whose parent mount is shared (possible with a shared
 /// rootfsPropagation): make the mount holding the rootfs private in that case.
 fn make_parent_private(rootfs: &Path) -> Result<()> {
-    let mounts = mountinfo::read()?;
+    let mounts = crate::mountinfo::read()?;
     let parent = mounts
         .iter()
         .filter(|m| rootfs.starts_with(&m.mount_point))

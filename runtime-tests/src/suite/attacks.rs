@@ -7,6 +7,7 @@ use crate::report::Report;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
+use std::path::Path;
 use std::os::unix::fs::{symlink, MetadataExt};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -72,11 +73,7 @@ fn mount_through_symlink(ctx: &mut Ctx) -> Result<()> {
     symlink(climb, b.rootfs().join("evil-rel"))?;
     // Either outcome is safe as long as the host directory is untouched.
     let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
-    let entries: Vec<_> = fs::read_dir(&host)?.flatten().map(|e| e.file_name()).collect();
-    ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-    ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
-    Ok(())
+    host_untouched(&host)
 }
 
 /// CVE-2021-30465 and kin: while the runtime mounts at /race/sub, `/race` keeps flipping
@@ -106,11 +103,17 @@ fn mount_symlink_race(ctx: &mut Ctx) -> Result<()> {
         let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id]);
         stop.store(true, Ordering::Relaxed);
         let _ = flipper.join();
-        let entries: Vec<_> = fs::read_dir(&host)?.flatten().map(|e| e.file_name()).collect();
-        ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-        ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
+        host_untouched(&host)?;
     }
+    Ok(())
+}
+
+/// Nothing created in, and nothing mounted on, a host directory a container aimed at.
+fn host_untouched(host: &Path) -> Result<()> {
+    let entries: Vec<_> = fs::read_dir(host)?.flatten().map(|e| e.file_name()).collect();
+    ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
+    ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
     Ok(())
 }
 

@@ -17,7 +17,11 @@ pub(crate) struct MountInfo {
 pub(crate) fn read() -> Result<Vec<MountInfo>> {
     let text =
         std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
-    Ok(text.lines().filter_map(parse_line).collect())
+    Ok(parse(&text))
+}
+
+pub(crate) fn parse(text: &str) -> Vec<MountInfo> {
+    text.lines().filter_map(parse_line).collect()
 }
 
 fn parse_line(line: &str) -> Option<MountInfo> {
@@ -64,6 +68,11 @@ fn unescape(s: &str) -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn unescapes_octal_and_keeps_other_backslashes() {
+        assert_eq!(super::unescape("/a\\040b\\134c\\x"), std::path::Path::new("/a b\\c\\x"));
+    }
+
     #[test]
     fn parses_escaped_line() {
         let m = super::parse_line("36 35 98:0 /mnt1 /mnt\\0402 rw,noatime master:1 shared:2 - ext3 /dev/root rw,errors=continue").unwrap();
