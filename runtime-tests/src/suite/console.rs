@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub const TESTS: &[Test] = &[
     ("console/socket-and-size", console_socket),
+    ("attack/console-through-symlink", console_through_symlink),
     ("log/json-error", json_error_log),
 ];
 
@@ -55,6 +56,42 @@ fn console_socket(ctx: &mut Ctx) -> Result<()> {
         "terminal size {} (want 31x97)",
         r.get("winsize")
     );
+    Ok(())
+}
+
+/// CVE-2025-52565: the container's /dev (bound from the bundle) has a `console` that is a
+/// symlink to a host procfs file; binding the pty "on /dev/console" must not land there.
+fn console_through_symlink(ctx: &mut Ctx) -> Result<()> {
+    let dev = ctx.dir.join("fake-dev");
+    fs::create_dir_all(&dev)?;
+    std::os::unix::fs::symlink("/proc/sys/kernel/core_pattern", dev.join("console"))?;
+    std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
+    let target = "/proc/sys/kernel/core_pattern";
+    let b = ctx.bundle(|v| {
+        v["process"]["terminal"] = json!(true);
+        v["process"]["args"] = json!(["/checker", format!("stat:{target}")]);
+        v["linux"]["maskedPaths"] = json!([]);
+        for m in v["mounts"].as_array_mut().expect("mounts") {
+            if m["destination"] == "/dev" {
+                *m = json!({ "destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"] });
+            }
+        }
+    })?;
+    let sock = ctx.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock)?;
+    let deadline = Instant::now() + ctx.timeout();
+    let receiver = thread::spawn(move || receive_pty(listener, deadline));
+    let sock_arg = sock.to_str().context("utf-8 path")?;
+    let created = ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", sock_arg, &b.id])?;
+    if !created.success() {
+        // Refusing is safe if it leaves nothing; the receiver gives up at its deadline.
+        return ctx.assert_nothing_left(&b.id, &b.cgroup);
+    }
+    let (_, master) = receiver.join().expect("receiver thread panicked")?;
+    ctx.rt(&["start", &b.id])?.ok()?;
+    let r = Report::parse(&read_until_hangup(&master, deadline)?)?;
+    let st = r.probe(&format!("stat:{target}"))?;
+    ensure!(st["type"] == "f", "{target} is now {st}: the pty was bound over it");
     Ok(())
 }
 
