@@ -9,6 +9,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 mod attacks;
+mod cgroups;
 mod console;
 mod errors;
 mod exec;
@@ -31,6 +32,7 @@ pub fn all() -> Vec<Test> {
         exec::TESTS,
         seccomp::TESTS,
         attacks::TESTS,
+        cgroups::TESTS,
     ]
     .concat()
 }

@@ -1,0 +1,51 @@
+//! linux.resources as the container sees them through its /sys/fs/cgroup (v1 or v2 files,
+//! whichever the host has), and enforced where that is quick to show.
+
+use super::Test;
+use crate::harness::Ctx;
+use anyhow::{ensure, Result};
+use serde_json::json;
+
+pub const TESTS: &[Test] = &[("cgroups/limits-visible", limits_visible), ("cgroups/pids-limit-enforced", pids_limit_enforced)];
+
+/// Each limit with the files that may show it (v1 layouts, then v2), and what they must read.
+const LIMITS: &[(&str, &[&str], &str)] = &[
+    ("memory", &["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory.max"], "67108864"),
+    ("pids", &["/sys/fs/cgroup/pids/pids.max", "/sys/fs/cgroup/pids.max"], "64"),
+    (
+        "cpu quota",
+        &["/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu.max"],
+        "50000",
+    ),
+];
+
+fn limits_visible(ctx: &mut Ctx) -> Result<()> {
+    let probes: Vec<String> = LIMITS.iter().flat_map(|(_, files, _)| files.iter().map(|f| format!("read:{f}"))).collect();
+    let probe_refs: Vec<&str> = probes.iter().map(String::as_str).collect();
+    let r = ctx.check(
+        |v| {
+            v["linux"]["resources"]["memory"] = json!({ "limit": 67108864 });
+            v["linux"]["resources"]["pids"] = json!({ "limit": 64 });
+            v["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
+        },
+        &probe_refs,
+    )?;
+    for (what, files, want) in LIMITS {
+        let seen = files.iter().find_map(|p| r.probe(&format!("read:{p}")).ok().and_then(|v| v.as_str().map(String::from)));
+        let seen = seen.ok_or_else(|| anyhow::anyhow!("{what}: none of {files:?} is readable in the container"))?;
+        // v2's cpu.max reads "QUOTA PERIOD"; the v1 files hold the number alone.
+        ensure!(seen.split_whitespace().next() == Some(want), "{what}: container sees {seen:?}, want {want}");
+    }
+    Ok(())
+}
+
+fn pids_limit_enforced(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| {
+        v["linux"]["resources"]["pids"] = json!({ "limit": 4 });
+        // More background sleeps than the limit allows; the shell reports the failed forks.
+        v["process"]["args"] = json!(["sh", "-c", "for i in 1 2 3 4 5 6; do sleep 5 & done; echo forked"]);
+    })?;
+    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+    ensure!(out.stderr.contains("fork") || !out.stdout.contains("forked"), "6 forks under pids.limit 4 all worked: {}", out.describe());
+    Ok(())
+}
