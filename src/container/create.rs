@@ -12,9 +12,9 @@ use crate::cgroups::Cgroup;
 use crate::hooks::{self, HookKind};
 use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
-use crate::security::seccomp;
+use crate::security::{lsm, seccomp};
 use crate::state::{self, State, Status, Store};
-use crate::{rootfs, spec, Context, Error, Result};
+use crate::{intel_rdt, netdev, rootfs, spec, Context, Error, Result};
 
 pub struct CreateOptions<'a> {
     pub id: &'a str,
@@ -73,9 +73,10 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     hooks::validate(sp.hooks().as_ref())?;
     seccomp::validate(sp)?;
     let linux = sp.linux().as_ref().expect("validated");
+    let process = sp.process().as_ref().expect("validated");
+    validate_attrs(process, linux)?;
     let ns = Plan::from_linux(linux)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
-    let process = sp.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console.is_none() {
         return Err(Error::Usage("process.terminal is set: --console-socket is required".into()));
@@ -99,6 +100,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     process::become_subreaper()?;
 
     let listener = seccomp::connect_listener(linux)?;
+    let procfs = lsm::open_procfs(process)?;
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
@@ -107,6 +109,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
+        procfs: procfs.as_ref().map(|p| p.as_fd()),
         preserve_fds: opts.preserve_fds + opts.listen_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
@@ -138,6 +141,8 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
             undo.pids.push(init);
         }
         saved.pid = init.as_raw();
+        // Before the hooks, which may configure them.
+        netdev::move_into(linux, init)?;
         let oci = serde_json::to_string(&saved.oci(Status::Creating)).expect("state serialises");
         hooks::run(HookKind::Prestart, sp.hooks().as_ref(), &oci)?;
         hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;
@@ -152,6 +157,16 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     tracing::debug!("created container {} with init {init} in {}", opts.id, dir_path.display());
     undo.dir = None;
     Ok(init)
+}
+
+/// The per-process and Linux attributes of the spec that have their own modules.
+fn validate_attrs(process: &oci_spec::runtime::Process, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    process::sched::validate(process)?;
+    lsm::validate(process, Some(linux))?;
+    process::personality::validate(linux)?;
+    process::mempolicy::validate(linux)?;
+    intel_rdt::validate(linux)?;
+    netdev::validate(linux)
 }
 
 fn owner() -> String {

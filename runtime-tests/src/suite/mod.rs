@@ -8,6 +8,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+mod attrs;
 mod console;
 mod errors;
 mod exec;
@@ -29,6 +30,7 @@ pub fn all() -> Vec<Test> {
         features::TESTS,
         exec::TESTS,
         seccomp::TESTS,
+        attrs::TESTS,
     ]
     .concat()
 }

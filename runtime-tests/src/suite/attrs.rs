@@ -1,0 +1,210 @@
+//! Per-process and Linux attributes (runtime-spec v1.3): scheduler, I/O priority, exec CPU
+//! affinity, personality, memory policy, network devices, and the LSM / Intel RDT fields on a
+//! host that cannot honour them. Each is checked from inside; bad values must fail `create`,
+//! with an error that names the field, and leave nothing behind.
+
+use super::{skip, Test};
+use crate::harness::Ctx;
+use crate::report::Report;
+use anyhow::{ensure, Context, Result};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+pub const TESTS: &[Test] = &[
+    ("attrs/scheduler-batch-nice", scheduler_batch_nice),
+    ("attrs/scheduler-bad-nice", |c| {
+        create_fails_naming(c, "nice", |v| {
+            v["process"]["scheduler"] = json!({ "policy": "SCHED_OTHER", "nice": 40 })
+        })
+    }),
+    ("attrs/io-priority", io_priority),
+    ("attrs/exec-cpu-affinity", exec_cpu_affinity),
+    ("attrs/exec-cpu-affinity-offline-cpu", |c| {
+        create_fails_naming(c, "execCPUAffinity", |v| {
+            v["process"]["execCPUAffinity"] = json!({ "final": "1000" })
+        })
+    }),
+    ("attrs/personality-linux32", personality_linux32),
+    ("attrs/memory-policy-bind", memory_policy_bind),
+    ("attrs/memory-policy-bad-node", |c| {
+        create_fails_naming(c, "memoryPolicy", |v| {
+            v["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "9" })
+        })
+    }),
+    ("attrs/apparmor-unavailable", |c| {
+        if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|s| s.starts_with('Y'))
+        {
+            return Err(skip("the host has AppArmor"));
+        }
+        create_fails_naming(c, "apparmor", |v| {
+            v["process"]["apparmorProfile"] = json!("runtime-tests")
+        })
+    }),
+    ("attrs/selinux-unavailable", |c| {
+        if Path::new("/sys/fs/selinux/enforce").exists() {
+            return Err(skip("the host has SELinux"));
+        }
+        create_fails_naming(c, "selinux", |v| {
+            v["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")
+        })
+    }),
+    ("attrs/intel-rdt-unavailable", |c| {
+        if Path::new("/sys/fs/resctrl/schemata").exists() {
+            return Err(skip("the host has resctrl mounted"));
+        }
+        create_fails_naming(c, "intelRdt", |v| {
+            v["linux"]["intelRdt"] = json!({ "closID": "runtime-tests" })
+        })
+    }),
+    ("attrs/net-devices", net_devices),
+    ("attrs/net-devices-need-netns", net_devices_need_netns),
+];
+
+/// `create` of the base config edited by `edit` must fail, say `field` (case-insensitively)
+/// on stderr, and leave no state and no cgroup.
+fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
+    let b = ctx.bundle(edit)?;
+    ctx.track(&b.id);
+    let out = ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.failed()?;
+    ensure!(
+        out.stderr.to_lowercase().contains(&field.to_lowercase()),
+        "the error does not name {field}: {}",
+        out.stderr.trim()
+    );
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+fn scheduler_batch_nice(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| v["process"]["scheduler"] = json!({ "policy": "SCHED_BATCH", "nice": 7 }),
+        &[],
+    )?;
+    const SCHED_BATCH: u64 = 3;
+    let s = r.get("sched");
+    ensure!(
+        s["policy"] == SCHED_BATCH && s["nice"] == 7,
+        "sched_getattr: {s}, want policy {SCHED_BATCH} nice 7"
+    );
+    Ok(())
+}
+
+fn io_priority(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| v["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 }),
+        &[],
+    )?;
+    // IOPRIO_PRIO_VALUE(IOPRIO_CLASS_IDLE, 0)
+    let want = 3 << 13;
+    ensure!(
+        r.get("ioprio") == want,
+        "ioprio_get: {}, want {want}",
+        r.get("ioprio")
+    );
+    Ok(())
+}
+
+fn online_cpus() -> Result<usize> {
+    Ok(std::thread::available_parallelism()?.get())
+}
+
+/// Applies to processes `exec` adds (the spec exempts the init): the final set must hold.
+fn exec_cpu_affinity(ctx: &mut Ctx) -> Result<()> {
+    if online_cpus()? < 2 {
+        return Err(skip("needs two CPUs"));
+    }
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sleep", "300"]);
+        v["process"]["execCPUAffinity"] = json!({ "initial": "0", "final": "1" });
+    })?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?
+        .ok()?;
+    ctx.wait_status(&b.id, "running")?;
+    let out = ctx.rt(&["exec", &b.id, "/checker"])?.ok()?;
+    let r = Report::parse(&out.stdout)?;
+    ensure!(
+        r.get("affinity") == &json!([1]),
+        "exec'd process runs on cpus {}, want [1]",
+        r.get("affinity")
+    );
+    Ok(())
+}
+
+fn personality_linux32(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| v["linux"]["personality"] = json!({ "domain": "LINUX32" }),
+        &[],
+    )?;
+    const PER_LINUX32: i64 = 0x0008;
+    let got = r.get("personality").as_i64().context("no personality reported")?;
+    ensure!(got & 0xff == PER_LINUX32, "personality {got:#x}, want domain {PER_LINUX32:#x}");
+    Ok(())
+}
+
+fn memory_policy_bind(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| v["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "0" }),
+        &[],
+    )?;
+    const MPOL_BIND: i64 = 2;
+    let m = r.get("mempolicy");
+    ensure!(
+        m["mode"] == MPOL_BIND && m["nodes"] == json!([0]),
+        "get_mempolicy: {m}, want MPOL_BIND on node 0"
+    );
+    Ok(())
+}
+
+/// A dummy interface on the host, deleted at the end if it is still there.
+struct Dummy(&'static str);
+
+impl Dummy {
+    fn add(name: &'static str) -> Result<Dummy> {
+        let st = Command::new("ip").args(["link", "add", name, "type", "dummy"]).status();
+        match st {
+            Ok(s) if s.success() => Ok(Dummy(name)),
+            Ok(s) => Err(skip(format!("`ip link add {name} type dummy` failed: {s}"))),
+            Err(e) => Err(skip(format!("ip(8): {e}"))),
+        }
+    }
+
+    fn on_host(&self) -> bool {
+        Path::new("/sys/class/net").join(self.0).exists()
+    }
+}
+
+impl Drop for Dummy {
+    fn drop(&mut self) {
+        if self.on_host() {
+            let _ = Command::new("ip").args(["link", "del", self.0]).status();
+        }
+    }
+}
+
+fn net_devices(ctx: &mut Ctx) -> Result<()> {
+    let dev = Dummy::add("rt-dummy0")?;
+    let r = ctx.check(
+        |v| v["linux"]["netDevices"] = json!({ "rt-dummy0": { "name": "ctr0" } }),
+        &["ls:/sys/class/net"],
+    )?;
+    let inside = r.probe("ls:/sys/class/net")?;
+    ensure!(
+        inside.as_array().is_some_and(|l| l.contains(&json!("ctr0"))),
+        "no ctr0 in the container: {inside}"
+    );
+    // A dummy device dies with the container's network namespace.
+    ensure!(!dev.on_host(), "rt-dummy0 is still on the host");
+    Ok(())
+}
+
+fn net_devices_need_netns(ctx: &mut Ctx) -> Result<()> {
+    let dev = Dummy::add("rt-dummy1")?;
+    create_fails_naming(ctx, "netDevices", |v| {
+        v["linux"]["netDevices"] = json!({ "rt-dummy1": {} });
+        let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        ns.retain(|n| n["type"] != "network");
+    })?;
+    ensure!(dev.on_host(), "rt-dummy1 left the host");
+    Ok(())
+}
