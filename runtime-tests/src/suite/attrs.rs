@@ -18,6 +18,12 @@ pub const TESTS: &[Test] = &[
             v["process"]["scheduler"] = json!({ "policy": "SCHED_OTHER", "nice": 40 })
         })
     }),
+    // SCHED_ISO is in the spec but not in Linux: the kernel's refusal must fail create.
+    ("attrs/scheduler-refused-policy", |c| {
+        create_fails_naming(c, "scheduler", |v| {
+            v["process"]["scheduler"] = json!({ "policy": "SCHED_ISO" })
+        })
+    }),
     ("attrs/io-priority", io_priority),
     ("attrs/exec-cpu-affinity", exec_cpu_affinity),
     ("attrs/exec-cpu-affinity-offline-cpu", |c| {
@@ -60,6 +66,11 @@ pub const TESTS: &[Test] = &[
     }),
     ("attrs/net-devices", net_devices),
     ("attrs/net-devices-need-netns", net_devices_need_netns),
+    ("attrs/net-devices-missing-device", |c| {
+        create_fails_naming(c, "netDevices", |v| {
+            v["linux"]["netDevices"] = json!({ "rt-no-such-dev": {} })
+        })
+    }),
 ];
 
 /// `create` of the base config edited by `edit` must fail, say `field` (case-insensitively)
@@ -156,15 +167,16 @@ fn memory_policy_bind(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// A dummy interface on the host, deleted at the end if it is still there.
-struct Dummy(&'static str);
+/// A veth pair on the host (kernels often lack the dummy driver; veth is as virtual: it dies
+/// with the namespace it was moved to). Deleted at the end if still there.
+struct Veth(&'static str, &'static str);
 
-impl Dummy {
-    fn add(name: &'static str) -> Result<Dummy> {
-        let st = Command::new("ip").args(["link", "add", name, "type", "dummy"]).status();
-        match st {
-            Ok(s) if s.success() => Ok(Dummy(name)),
-            Ok(s) => Err(skip(format!("`ip link add {name} type dummy` failed: {s}"))),
+impl Veth {
+    fn add(name: &'static str, peer: &'static str) -> Result<Veth> {
+        let args = ["link", "add", name, "type", "veth", "peer", "name", peer];
+        match Command::new("ip").args(args).status() {
+            Ok(s) if s.success() => Ok(Veth(name, peer)),
+            Ok(s) => Err(skip(format!("`ip {}` failed: {s}", args.join(" ")))),
             Err(e) => Err(skip(format!("ip(8): {e}"))),
         }
     }
@@ -174,18 +186,22 @@ impl Dummy {
     }
 }
 
-impl Drop for Dummy {
+impl Drop for Veth {
     fn drop(&mut self) {
-        if self.on_host() {
-            let _ = Command::new("ip").args(["link", "del", self.0]).status();
+        // Deleting either end deletes the pair.
+        for end in [self.0, self.1] {
+            if Path::new("/sys/class/net").join(end).exists() {
+                let _ = Command::new("ip").args(["link", "del", end]).status();
+                return;
+            }
         }
     }
 }
 
 fn net_devices(ctx: &mut Ctx) -> Result<()> {
-    let dev = Dummy::add("rt-dummy0")?;
+    let dev = Veth::add("rt-veth0", "rt-veth0p")?;
     let r = ctx.check(
-        |v| v["linux"]["netDevices"] = json!({ "rt-dummy0": { "name": "ctr0" } }),
+        |v| v["linux"]["netDevices"] = json!({ "rt-veth0": { "name": "ctr0" } }),
         &["ls:/sys/class/net"],
     )?;
     let inside = r.probe("ls:/sys/class/net")?;
@@ -193,18 +209,18 @@ fn net_devices(ctx: &mut Ctx) -> Result<()> {
         inside.as_array().is_some_and(|l| l.contains(&json!("ctr0"))),
         "no ctr0 in the container: {inside}"
     );
-    // A dummy device dies with the container's network namespace.
-    ensure!(!dev.on_host(), "rt-dummy0 is still on the host");
+    // A virtual device dies with the container's network namespace.
+    ensure!(!dev.on_host(), "rt-veth0 is back on the host");
     Ok(())
 }
 
 fn net_devices_need_netns(ctx: &mut Ctx) -> Result<()> {
-    let dev = Dummy::add("rt-dummy1")?;
+    let dev = Veth::add("rt-veth1", "rt-veth1p")?;
     create_fails_naming(ctx, "netDevices", |v| {
-        v["linux"]["netDevices"] = json!({ "rt-dummy1": {} });
+        v["linux"]["netDevices"] = json!({ "rt-veth1": {} });
         let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
         ns.retain(|n| n["type"] != "network");
     })?;
-    ensure!(dev.on_host(), "rt-dummy1 left the host");
+    ensure!(dev.on_host(), "rt-veth1 left the host");
     Ok(())
 }
