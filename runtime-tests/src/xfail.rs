@@ -52,6 +52,11 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ),
     (
         "runc",
+        "attrs/exec-scheduler-io-priority",
+        "runc 1.1.5 predates process.scheduler and process.ioPriority (runtime-spec 1.2) and ignores them",
+    ),
+    (
+        "runc",
         "attrs/io-priority",
         "runc 1.1.5 predates process.ioPriority (runtime-spec 1.2) and ignores it",
     ),

@@ -74,11 +74,12 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         procfs: procfs.as_ref().map(|p| p.as_fd()),
     };
     let first = process::spawn_enter(&args, &ns, &linux, child_chan)?;
+    // The first child waits for "go", so the initial affinity holds for all its setup.
     let started = process::sched::set_initial_affinity(&opts.process, first)
         .and_then(|()| state.cgroup.add(first))
         .and_then(|()| {
-        process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
-    });
+            process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
+        });
     let pid = match started {
         Ok(pid) => pid,
         Err(e) => {

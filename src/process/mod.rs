@@ -54,6 +54,7 @@ pub struct EnterArgs<'a> {
     pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
     pub seccomp_listener: Option<BorrowedFd<'a>>,
     pub state: &'a str,
+    /// As in [`InitArgs`].
     pub procfs: Option<BorrowedFd<'a>>,
 }
 

@@ -6,6 +6,7 @@
 use super::{skip, Test};
 use crate::harness::Ctx;
 use crate::report::Report;
+use crate::suite::lifecycle::running_sleeper;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -25,6 +26,7 @@ pub const TESTS: &[Test] = &[
         })
     }),
     ("attrs/io-priority", io_priority),
+    ("attrs/exec-scheduler-io-priority", exec_scheduler_io_priority),
     ("attrs/exec-cpu-affinity", exec_cpu_affinity),
     ("attrs/exec-cpu-affinity-offline-cpu", |c| {
         create_fails_naming(c, "execCPUAffinity", |v| {
@@ -113,6 +115,27 @@ fn io_priority(ctx: &mut Ctx) -> Result<()> {
         "ioprio_get: {}, want {want}",
         r.get("ioprio")
     );
+    Ok(())
+}
+
+/// A process `exec` adds gets its own scheduler and I/O priority from its process JSON.
+fn exec_scheduler_io_priority(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let file = ctx.dir.join("process.json");
+    let process = json!({
+        "terminal": false, "user": { "uid": 0, "gid": 0 }, "args": ["/checker"], "cwd": "/",
+        "scheduler": { "policy": "SCHED_BATCH", "nice": 3 },
+        "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 5 },
+    });
+    std::fs::write(&file, process.to_string())?;
+    let path = file.to_str().context("utf-8 path")?;
+    let out = ctx.rt(&["exec", "--process", path, &b.id])?.ok()?;
+    let r = Report::parse(&out.stdout)?;
+    let s = r.get("sched");
+    ensure!(s["policy"] == 3 && s["nice"] == 3, "sched_getattr: {s}, want SCHED_BATCH nice 3");
+    // IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 5)
+    let want = (2 << 13) | 5;
+    ensure!(r.get("ioprio") == want, "ioprio_get: {}, want {want}", r.get("ioprio"));
     Ok(())
 }
 
