@@ -197,6 +197,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn affinity_must_be_online() {
+        let process = |aff| serde_json::from_value::<Process>(serde_json::json!({ "cwd": "/", "execCPUAffinity": aff })).unwrap();
+        assert!(validate(&process(serde_json::json!({ "initial": "0", "final": "0" }))).is_ok());
+        let e = validate(&process(serde_json::json!({ "final": "0,99999" }))).unwrap_err().to_string();
+        assert!(e.contains("process.execCPUAffinity.final") && e.contains("99999"), "{e}");
+        let io = serde_json::from_value::<Process>(serde_json::json!({ "cwd": "/", "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 8 } }));
+        assert!(validate(&io.unwrap()).unwrap_err().to_string().contains("process.ioPriority"));
+    }
+
     fn sched(v: serde_json::Value) -> Result<()> {
         validate_scheduler(&serde_json::from_value(v).unwrap())
     }

@@ -35,6 +35,7 @@ pub const TESTS: &[Test] = &[
     }),
     ("attrs/personality-linux32", personality_linux32),
     ("attrs/memory-policy-bind", memory_policy_bind),
+    ("attrs/memory-policy-advertised-modes", memory_policy_advertised_modes),
     ("attrs/memory-policy-bad-node", |c| {
         create_fails_naming(c, "memoryPolicy", |v| {
             v["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "9" })
@@ -187,6 +188,32 @@ fn memory_policy_bind(ctx: &mut Ctx) -> Result<()> {
         m["mode"] == MPOL_BIND && m["nodes"] == json!([0]),
         "get_mempolicy: {m}, want MPOL_BIND on node 0"
     );
+    Ok(())
+}
+
+/// Every mode `features` lists must take effect (nodes "0" where the mode takes nodes).
+fn memory_policy_advertised_modes(ctx: &mut Ctx) -> Result<()> {
+    let out = ctx.rt(&["features"])?.ok()?;
+    let f: Value = serde_json::from_str(&out.stdout).context("features output")?;
+    let modes = f["linux"]["memoryPolicy"]["modes"].as_array().cloned().unwrap_or_default();
+    for mode in modes.iter().filter_map(Value::as_str) {
+        // Values of linux/mempolicy.h.
+        let (number, nodes) = match mode {
+            "MPOL_DEFAULT" => (0, None),
+            "MPOL_PREFERRED" => (1, Some("0")),
+            "MPOL_BIND" => (2, Some("0")),
+            "MPOL_INTERLEAVE" => (3, Some("0")),
+            "MPOL_LOCAL" => (4, None),
+            "MPOL_PREFERRED_MANY" => (5, Some("0")),
+            "MPOL_WEIGHTED_INTERLEAVE" => (6, Some("0")),
+            m => anyhow::bail!("features lists an unknown memory policy mode {m}"),
+        };
+        let r = ctx
+            .check(|v| v["linux"]["memoryPolicy"] = json!({ "mode": mode, "nodes": nodes }), &[])
+            .with_context(|| format!("advertised mode {mode}"))?;
+        let got = &r.get("mempolicy")["mode"];
+        ensure!(got == number, "{mode}: get_mempolicy mode {got}, want {number}");
+    }
     Ok(())
 }
 
