@@ -197,14 +197,21 @@ mod tests {
         }
     }
 
+    /// A process with `extra` fields.
+    fn process(extra: serde_json::Value) -> Process {
+        let mut v = serde_json::json!({ "cwd": "/", "user": { "uid": 0, "gid": 0 } });
+        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
-    fn affinity_must_be_online() {
-        let process = |aff| serde_json::from_value::<Process>(serde_json::json!({ "cwd": "/", "execCPUAffinity": aff })).unwrap();
-        assert!(validate(&process(serde_json::json!({ "initial": "0", "final": "0" }))).is_ok());
-        let e = validate(&process(serde_json::json!({ "final": "0,99999" }))).unwrap_err().to_string();
+    fn affinity_and_io_priority() {
+        use serde_json::json;
+        assert!(validate(&process(json!({ "execCPUAffinity": { "initial": "0", "final": "0" } }))).is_ok());
+        let e = validate(&process(json!({ "execCPUAffinity": { "final": "0,99999" } }))).unwrap_err().to_string();
         assert!(e.contains("process.execCPUAffinity.final") && e.contains("99999"), "{e}");
-        let io = serde_json::from_value::<Process>(serde_json::json!({ "cwd": "/", "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 8 } }));
-        assert!(validate(&io.unwrap()).unwrap_err().to_string().contains("process.ioPriority"));
+        let e = validate(&process(json!({ "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 8 } }))).unwrap_err();
+        assert!(e.to_string().contains("process.ioPriority"), "{e}");
     }
 
     fn sched(v: serde_json::Value) -> Result<()> {
