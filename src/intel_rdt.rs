@@ -9,7 +9,7 @@ use crate::{Error, Result};
 /// RDTGROUP_SUPER_MAGIC of linux/magic.h.
 const RESCTRL_MAGIC: FsType = FsType(0x7655821);
 
-pub fn resctrl_mounted() -> bool {
+fn resctrl_mounted() -> bool {
     statfs("/sys/fs/resctrl").is_ok_and(|s| s.filesystem_type() == RESCTRL_MAGIC)
 }
 

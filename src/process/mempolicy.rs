@@ -14,21 +14,19 @@ pub fn validate(linux: &Linux) -> Result<()> {
     let nodes = p.nodes().as_deref().is_some_and(|n| !n.is_empty());
     use MemoryPolicyModeType::*;
     match p.mode() {
-        MpolDefault | MpolLocal if nodes => Err(Error::config(format_args!("{FIELD}.nodes: must be empty for {}", p.mode()))),
+        MpolDefault | MpolLocal if nodes => {
+            return Err(Error::config(format_args!("{FIELD}.nodes: must be empty for {}", p.mode())));
+        }
         MpolBind | MpolInterleave | MpolWeightedInterleave | MpolPreferredMany if !nodes => {
-            Err(Error::config(format_args!("{FIELD}.nodes: required for {}", p.mode())))
+            return Err(Error::config(format_args!("{FIELD}.nodes: required for {}", p.mode())));
         }
-        _ => {
-            let flags = p.flags().as_deref().unwrap_or_default();
-            let static_and_relative = [MemoryPolicyFlagType::MpolFStaticNodes, MemoryPolicyFlagType::MpolFRelativeNodes]
-                .iter()
-                .all(|f| flags.contains(f));
-            if static_and_relative {
-                return Err(Error::config(format_args!("{FIELD}.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")));
-            }
-            Ok(())
-        }
+        _ => {}
     }
+    let flags = p.flags().as_deref().unwrap_or_default();
+    if [MemoryPolicyFlagType::MpolFStaticNodes, MemoryPolicyFlagType::MpolFRelativeNodes].iter().all(|f| flags.contains(f)) {
+        return Err(Error::config(format_args!("{FIELD}.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")));
+    }
+    Ok(())
 }
 
 /// The nodes as the bitmask set_mempolicy takes.

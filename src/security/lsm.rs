@@ -13,11 +13,11 @@ use oci_spec::runtime::{Linux, Process};
 
 use crate::{Context, Error, Result};
 
-pub fn apparmor_enabled() -> bool {
+fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
 }
 
-pub fn selinux_enabled() -> bool {
+fn selinux_enabled() -> bool {
     statfs("/sys/fs/selinux").is_ok_and(|s| s.filesystem_type() == SELINUX_MAGIC)
 }
 
