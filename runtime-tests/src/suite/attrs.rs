@@ -6,6 +6,7 @@
 use super::{skip, Test};
 use crate::harness::Ctx;
 use crate::report::Report;
+use crate::suite::exec::procs;
 use crate::suite::lifecycle::running_sleeper;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
@@ -42,15 +43,12 @@ pub const TESTS: &[Test] = &[
         })
     }),
     ("attrs/apparmor-unavailable", |c| {
-        if std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-            .is_ok_and(|s| s.starts_with('Y'))
-        {
-            return Err(skip("the host has AppArmor"));
-        }
+        no_apparmor()?;
         create_fails_naming(c, "apparmor", |v| {
             v["process"]["apparmorProfile"] = json!("runtime-tests")
         })
     }),
+    ("attrs/exec-apparmor-unavailable", exec_apparmor_unavailable),
     ("attrs/selinux-unavailable", |c| {
         if Path::new("/sys/fs/selinux/enforce").exists() {
             return Err(skip("the host has SELinux"));
@@ -88,6 +86,29 @@ fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)
         out.stderr.trim()
     );
     ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+fn no_apparmor() -> Result<()> {
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
+    if enabled.is_ok_and(|s| s.starts_with('Y')) {
+        return Err(skip("the host has AppArmor"));
+    }
+    Ok(())
+}
+
+/// `exec --apparmor` must fail, naming AppArmor, and start nothing in the container.
+fn exec_apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
+    no_apparmor()?;
+    let (b, _) = running_sleeper(ctx)?;
+    let before = procs(&b)?;
+    let out = ctx.rt(&["exec", "--apparmor", "runtime-tests", &b.id, "sleep", "300"])?.failed()?;
+    ensure!(
+        out.stderr.to_lowercase().contains("apparmor"),
+        "the error does not name AppArmor: {}",
+        out.stderr.trim()
+    );
+    ensure!(procs(&b)? == before, "the failed exec left a process: {before:?} -> {:?}", procs(&b)?);
+    Ok(())
 }
 
 fn scheduler_batch_nice(ctx: &mut Ctx) -> Result<()> {

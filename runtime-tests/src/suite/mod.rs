@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 mod attrs;
 mod console;
 mod errors;
-mod exec;
+pub mod exec;
 mod features;
 mod hooks;
 mod inside;
