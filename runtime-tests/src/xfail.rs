@@ -97,6 +97,16 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ),
     (
         "runc",
+        "attrs/net-devices-time-namespace",
+        "runc 1.1.5 knows neither time namespaces (runc 1.2) nor linux.netDevices (runtime-spec 1.3)",
+    ),
+    (
+        "runc",
+        "attrs/net-devices-before-sysctl",
+        "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3), so the sysctl names a device that is not there",
+    ),
+    (
+        "runc",
         "attrs/net-devices-need-netns",
         "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3) and does not validate it",
     ),

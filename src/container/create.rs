@@ -122,6 +122,13 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         let path = format!("/proc/{first}/oom_score_adj");
         std::fs::write(&path, adj.to_string()).ctx(|| format!("process.oomScoreAdj: write {path}"))?;
     }
+    // With one clone, the first child is the init, in its new network namespace, waiting for
+    // "go": the devices arrive before any of its setup (its net sysctls may name them). Otherwise
+    // that namespace exists only after "go", and they move once the init has mounted.
+    let netdevs_early = ns.single_clone();
+    if netdevs_early {
+        netdev::move_into(linux, first)?;
+    }
 
     let mut saved = State {
         id: opts.id.to_string(),
@@ -141,8 +148,10 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
             undo.pids.push(init);
         }
         saved.pid = init.as_raw();
-        // Before the hooks, which may configure them.
-        netdev::move_into(linux, init)?;
+        if !netdevs_early {
+            // Before the hooks, which may configure them.
+            netdev::move_into(linux, init)?;
+        }
         let oci = serde_json::to_string(&saved.oci(Status::Creating)).expect("state serialises");
         hooks::run(HookKind::Prestart, sp.hooks().as_ref(), &oci)?;
         hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;

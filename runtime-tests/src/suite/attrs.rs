@@ -66,6 +66,8 @@ pub const TESTS: &[Test] = &[
         })
     }),
     ("attrs/net-devices", net_devices),
+    ("attrs/net-devices-time-namespace", net_devices_time_namespace),
+    ("attrs/net-devices-before-sysctl", net_devices_before_sysctl),
     ("attrs/net-devices-need-netns", net_devices_need_netns),
     ("attrs/net-devices-missing-device", |c| {
         create_fails_naming(c, "netDevices", |v| {
@@ -270,9 +272,30 @@ impl Drop for Veth {
 }
 
 fn net_devices(ctx: &mut Ctx) -> Result<()> {
-    let dev = Veth::add("rt-veth0", "rt-veth0p")?;
+    net_devices_with(ctx, "rt-veth0", "rt-veth0p", |_| {})
+}
+
+/// With a time namespace too (a runtime may then set up its namespaces in more steps).
+fn net_devices_time_namespace(ctx: &mut Ctx) -> Result<()> {
+    if !Path::new("/proc/self/ns/time").exists() {
+        return Err(skip("kernel without time namespaces"));
+    }
+    net_devices_with(ctx, "rt-veth3", "rt-veth3p", |v| {
+        let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+        ns.push(json!({ "type": "time" }));
+        v["linux"]["timeOffsets"] = json!({ "monotonic": { "secs": 100, "nanosecs": 0 } });
+    })
+}
+
+/// Host device `host` (a veth with `peer`) must be `ctr0` in the container and gone from the
+/// host once the container is.
+fn net_devices_with(ctx: &mut Ctx, host: &'static str, peer: &'static str, edit: impl FnOnce(&mut Value)) -> Result<()> {
+    let dev = Veth::add(host, peer)?;
     let r = ctx.check(
-        |v| v["linux"]["netDevices"] = json!({ "rt-veth0": { "name": "ctr0" } }),
+        |v| {
+            v["linux"]["netDevices"] = json!({ host: { "name": "ctr0" } });
+            edit(v);
+        },
         &["ls:/sys/class/net"],
     )?;
     let inside = r.probe("ls:/sys/class/net")?;
@@ -281,7 +304,24 @@ fn net_devices(ctx: &mut Ctx) -> Result<()> {
         "no ctr0 in the container: {inside}"
     );
     // A virtual device dies with the container's network namespace.
-    ensure!(!dev.on_host(), "rt-veth0 is back on the host");
+    ensure!(!dev.on_host(), "{host} is back on the host");
+    Ok(())
+}
+
+/// The device is in the namespace before the init's setup: a sysctl of its own applies.
+fn net_devices_before_sysctl(ctx: &mut Ctx) -> Result<()> {
+    let _dev = Veth::add("rt-veth2", "rt-veth2p")?;
+    let file = "/proc/sys/net/ipv4/conf/ctr2/forwarding";
+    let probe = format!("read:{file}");
+    let r = ctx.check(
+        |v| {
+            v["linux"]["netDevices"] = json!({ "rt-veth2": { "name": "ctr2" } });
+            v["linux"]["sysctl"] = json!({ "net.ipv4.conf.ctr2.forwarding": "1" });
+        },
+        &[&probe],
+    )?;
+    let got = r.probe(&probe)?;
+    ensure!(got.as_str().map(str::trim) == Some("1"), "{file} is {got}, want 1");
     Ok(())
 }
 
