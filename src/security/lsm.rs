@@ -1,7 +1,8 @@
 //! Linux security modules: `process.apparmorProfile`, `process.selinuxLabel` and
 //! `linux.mountLabel`. A label the host cannot enforce is an error, as in runc: dropping it would
-//! run the container unconfined. The exec label is written through the runtime's own procfs, opened before the
-//! process enters the container and checked to be procfs (CVE-2019-16884, CVE-2023-28642).
+//! run the container unconfined. The exec label is written through the runtime's own procfs,
+//! opened before the process enters the container and checked to be procfs (CVE-2019-16884,
+//! CVE-2023-28642).
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
