@@ -22,11 +22,15 @@ pub fn features() -> Value {
             "capabilities": caps,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
             "seccomp": crate::security::seccomp::features(),
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            // Per the spec, "enabled" says whether the runtime supports it, not the host: a label
+            // the host cannot enforce is refused at create (see security::lsm).
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
+            // Only refused with a clear error (see intel_rdt).
             "intelRdt": { "enabled": false },
+            "memoryPolicy": crate::process::mempolicy::features(),
             "mountExtensions": { "idmap": { "enabled": false } },
-            "netDevices": { "enabled": false }
+            "netDevices": { "enabled": true }
         },
         "annotations": { "io.github.berth.version": env!("CARGO_PKG_VERSION") },
         "potentiallyUnsafeConfigAnnotations": []

@@ -46,6 +46,86 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "seccomp/getcwd-blocked-runtime-works",
         "runc 1.1.5 checks its cwd with getcwd after loading the filter, so a profile blocking getcwd breaks start",
     ),
+    (
+        "runc",
+        "attrs/scheduler-batch-nice",
+        "runc 1.1.5 predates process.scheduler (runtime-spec 1.2) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/scheduler-bad-nice",
+        "runc 1.1.5 predates process.scheduler (runtime-spec 1.2) and does not validate it",
+    ),
+    (
+        "runc",
+        "attrs/scheduler-refused-policy",
+        "runc 1.1.5 predates process.scheduler (runtime-spec 1.2) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/exec-scheduler-io-priority",
+        "runc 1.1.5 predates process.scheduler and process.ioPriority (runtime-spec 1.2) and ignores them",
+    ),
+    (
+        "runc",
+        "attrs/io-priority",
+        "runc 1.1.5 predates process.ioPriority (runtime-spec 1.2) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/exec-cpu-affinity",
+        "runc 1.1.5 predates process.execCPUAffinity (runtime-spec 1.2) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/exec-cpu-affinity-offline-cpu",
+        "runc 1.1.5 predates process.execCPUAffinity (runtime-spec 1.2) and does not validate it",
+    ),
+    (
+        "runc",
+        "attrs/personality-linux32",
+        "runc 1.1.5 predates linux.personality (runc 1.2) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/memory-policy-bind",
+        "runc 1.1.5 predates linux.memoryPolicy (runtime-spec 1.3) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/memory-policy-bad-node",
+        "runc 1.1.5 predates linux.memoryPolicy (runtime-spec 1.3) and does not validate it",
+    ),
+    (
+        "runc",
+        "attrs/intel-rdt-unavailable",
+        "runc 1.1.5 accepts a linux.intelRdt with only closID on a host without resctrl",
+    ),
+    (
+        "runc",
+        "attrs/net-devices",
+        "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3) and ignores it",
+    ),
+    (
+        "runc",
+        "attrs/net-devices-time-namespace",
+        "runc 1.1.5 knows neither time namespaces (runc 1.2) nor linux.netDevices (runtime-spec 1.3)",
+    ),
+    (
+        "runc",
+        "attrs/net-devices-before-sysctl",
+        "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3), so the sysctl names a device that is not there",
+    ),
+    (
+        "runc",
+        "attrs/net-devices-need-netns",
+        "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3) and does not validate it",
+    ),
+    (
+        "runc",
+        "attrs/net-devices-missing-device",
+        "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3) and ignores it",
+    ),
 ];
 
 pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {

@@ -9,11 +9,8 @@ use oci_spec::runtime::{Capability, Process};
 use crate::cli::ExecArgs;
 
 pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
-    if a.process_label.as_deref().is_some_and(|l| !l.is_empty()) {
-        bail!("--process-label: SELinux labels are not supported yet");
-    }
-    if a.apparmor.as_deref().is_some_and(|l| !l.is_empty()) {
-        bail!("--apparmor: AppArmor profiles are not supported yet");
+    if a.process.is_some() && (a.process_label.is_some() || a.apparmor.is_some()) {
+        bail!("--process-label and --apparmor build a process from flags: with --process, set them in its file");
     }
     let process = match &a.process {
         Some(path) => {
@@ -46,6 +43,13 @@ fn from_flags(store: &Store, a: &ExecArgs) -> Result<Process> {
     p.set_args(Some(a.command.clone()));
     p.set_terminal(Some(a.tty));
     p.set_console_size(None);
+    // Checked against the host's LSMs by the library, as the config's own labels are.
+    if let Some(label) = &a.process_label {
+        p.set_selinux_label(Some(label.clone()));
+    }
+    if let Some(profile) = &a.apparmor {
+        p.set_apparmor_profile(Some(profile.clone()));
+    }
     let mut env = p.env().clone().unwrap_or_default();
     for kv in &a.env {
         let key = kv.split_once('=').map_or(kv.as_str(), |(k, _)| k);

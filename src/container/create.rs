@@ -12,9 +12,9 @@ use crate::cgroups::Cgroup;
 use crate::hooks::{self, HookKind};
 use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
-use crate::security::seccomp;
+use crate::security::{lsm, seccomp};
 use crate::state::{self, State, Status, Store};
-use crate::{rootfs, spec, Context, Error, Result};
+use crate::{intel_rdt, netdev, rootfs, spec, Context, Error, Result};
 
 pub struct CreateOptions<'a> {
     pub id: &'a str,
@@ -73,11 +73,12 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     hooks::validate(sp.hooks().as_ref())?;
     seccomp::validate(sp)?;
     let linux = sp.linux().as_ref().expect("validated");
+    let process = sp.process().as_ref().expect("validated");
+    validate_attrs(process, linux)?;
     let ns = Plan::from_linux(linux)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
     let resources = linux.resources().clone().unwrap_or_default();
     crate::cgroups::validate_resources(&resources)?;
-    let process = sp.process().as_ref().expect("validated");
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.console.is_none() {
         return Err(Error::Usage("process.terminal is set: --console-socket is required".into()));
@@ -102,6 +103,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     process::become_subreaper()?;
 
     let listener = seccomp::connect_listener(linux)?;
+    let procfs = lsm::open_procfs(process)?;
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
@@ -110,6 +112,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
+        procfs: procfs.as_ref().map(|p| p.as_fd()),
         preserve_fds: opts.preserve_fds + opts.listen_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
@@ -121,6 +124,13 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     if let Some(adj) = process.oom_score_adj() {
         let path = format!("/proc/{first}/oom_score_adj");
         std::fs::write(&path, adj.to_string()).ctx(|| format!("process.oomScoreAdj: write {path}"))?;
+    }
+    // With one clone, the first child is the init, in its new network namespace, waiting for
+    // "go": the devices arrive before any of its setup (its net sysctls may name them). Otherwise
+    // that namespace exists only after "go", and they move once the init has mounted.
+    let netdevs_early = ns.single_clone();
+    if netdevs_early {
+        netdev::move_into(linux, first)?;
     }
 
     let mut saved = State {
@@ -141,6 +151,10 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
             undo.pids.push(init);
         }
         saved.pid = init.as_raw();
+        if !netdevs_early {
+            // Before the hooks, which may configure them.
+            netdev::move_into(linux, init)?;
+        }
         let oci = serde_json::to_string(&saved.oci(Status::Creating)).expect("state serialises");
         hooks::run(HookKind::Prestart, sp.hooks().as_ref(), &oci)?;
         hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;
@@ -155,6 +169,16 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     tracing::debug!("created container {} with init {init} in {}", opts.id, dir_path.display());
     undo.dir = None;
     Ok(init)
+}
+
+/// The per-process and Linux attributes of the spec that have their own modules.
+fn validate_attrs(process: &oci_spec::runtime::Process, linux: &oci_spec::runtime::Linux) -> Result<()> {
+    process::sched::validate(process)?;
+    lsm::validate(process, Some(linux))?;
+    process::personality::validate(linux)?;
+    process::mempolicy::validate(linux)?;
+    intel_rdt::validate(linux)?;
+    netdev::validate(linux)
 }
 
 fn owner() -> String {

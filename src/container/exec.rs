@@ -10,7 +10,7 @@ use oci_spec::runtime::{Linux, Process};
 use super::run::Foreground;
 use crate::namespaces::Plan;
 use crate::process::{self, sync, EnterArgs};
-use crate::security::seccomp;
+use crate::security::{lsm, seccomp};
 use crate::state::{self, Status, Store};
 use crate::{Error, Result};
 
@@ -37,6 +37,8 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     if !process.cwd().is_absolute() {
         return Err(Error::config(format_args!("process.cwd {:?}: must be an absolute path", process.cwd())));
     }
+    process::sched::validate(process)?;
+    lsm::validate(process, None)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.detach && opts.console.is_none() {
         return Err(Error::Usage("a detached process with a terminal needs --console-socket".into()));
@@ -55,6 +57,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let mut linux = Linux::default();
     linux.set_seccomp(state.seccomp.clone());
     let listener = seccomp::connect_listener(&linux)?;
+    let procfs = lsm::open_procfs(&opts.process)?;
     let state_json = serde_json::to_string(&state.oci(status)).expect("state serialises");
     let ns = Plan::of_process(state.init_pid())?;
     let fg = if opts.detach { None } else { Some(Foreground::prepare(terminal, &mut opts.console)?) };
@@ -70,11 +73,15 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         seccomp: linux.seccomp().as_ref(),
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
         state: &state_json,
+        procfs: procfs.as_ref().map(|p| p.as_fd()),
     };
     let first = process::spawn_enter(&args, &ns, &linux, child_chan)?;
-    let started = state.cgroup.add_to(first, &opts.sub_cgroups).and_then(|()| {
-        process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
-    });
+    // The first child waits for "go", so the initial affinity holds for all its setup.
+    let started = process::sched::set_initial_affinity(&opts.process, first)
+        .and_then(|()| state.cgroup.add_to(first, &opts.sub_cgroups))
+        .and_then(|()| {
+            process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
+        });
     let pid = match started {
         Ok(pid) => pid,
         Err(e) => {

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 
 use super::sync::{Channel, Msg};
-use super::{exec, EnterArgs};
+use super::{exec, sched, EnterArgs};
 use crate::security::seccomp;
 use crate::{console, Context, Result};
 
@@ -15,7 +15,9 @@ pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
         console::setup_in_container(socket, process.console_size().as_ref())?;
     }
     let filter = args.seccomp.map(|sc| seccomp::compile(sc, args.seccomp_listener, args.state)).transpose()?;
-    let prepared = exec::prepare(process, filter)?;
+    let prepared = exec::prepare(process, filter, args.procfs)?;
+    // Last, once in the container's cgroup (whose cpuset applies); the init has no execCPUAffinity.
+    sched::set_final_affinity(process)?;
     chan.send(&Msg::Ready)?;
     exec::exec(prepared, process, args.preserve_fds)
 }

@@ -3,13 +3,14 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Process;
 
-use super::{rlimits, user};
-use crate::security::{capabilities, seccomp};
+use super::{rlimits, sched, user};
+use crate::security::{capabilities, lsm, seccomp};
 use crate::{syscall, Context, Error, Result};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -23,7 +24,10 @@ pub struct Prepared<'a> {
 }
 
 /// Everything that can fail for a bad config, done before "ready".
-pub fn prepare<'a>(process: &Process, seccomp: Option<seccomp::Filter<'a>>) -> Result<Prepared<'a>> {
+pub fn prepare<'a>(process: &Process, seccomp: Option<seccomp::Filter<'a>>, procfs: Option<BorrowedFd>) -> Result<Prepared<'a>> {
+    // While still privileged: real-time classes and LSM transitions need capabilities.
+    sched::apply(process)?;
+    lsm::apply(process, procfs)?;
     rlimits::apply(process.rlimits().as_deref().unwrap_or_default())?;
     user::enter_cwd(process.cwd())?;
     let program = resolve(process)?;

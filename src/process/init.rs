@@ -9,7 +9,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use super::sync::{Channel, Msg};
-use super::{exec, user, InitArgs};
+use super::{exec, mempolicy, personality, user, InitArgs};
 use crate::hooks::{self, HookKind};
 use crate::rootfs;
 use crate::security::seccomp;
@@ -72,7 +72,9 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     rootfs::finalize(&opts)?;
 
     let filter = linux.seccomp().as_ref().map(|sc| seccomp::compile(sc, args.seccomp_listener, &state)).transpose()?;
-    let prepared = exec::prepare(process, filter)?;
+    personality::apply(linux)?;
+    mempolicy::apply(linux)?;
+    let prepared = exec::prepare(process, filter, args.procfs)?;
     chan.send(&Msg::Ready)?;
 
     // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the

@@ -4,7 +4,10 @@
 mod enter;
 pub mod exec;
 mod init;
+pub mod mempolicy;
+pub mod personality;
 pub mod rlimits;
+pub mod sched;
 pub mod sync;
 pub mod user;
 
@@ -33,6 +36,8 @@ pub struct InitArgs<'a> {
     pub console: Option<BorrowedFd<'a>>,
     /// Connected to linux.seccomp.listenerPath, which gets the notify fd.
     pub seccomp_listener: Option<BorrowedFd<'a>>,
+    /// The runtime's /proc, to set LSM labels through (see [`crate::security::lsm`]).
+    pub procfs: Option<BorrowedFd<'a>>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -49,6 +54,8 @@ pub struct EnterArgs<'a> {
     pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
     pub seccomp_listener: Option<BorrowedFd<'a>>,
     pub state: &'a str,
+    /// As in [`InitArgs`].
+    pub procfs: Option<BorrowedFd<'a>>,
 }
 
 /// What every spawned container process needs before its own part runs.

@@ -86,7 +86,7 @@ fn detach_pid_file(ctx: &mut Ctx) -> Result<()> {
 }
 
 /// The pids in the container's cgroup (from the first hierarchy that has it).
-fn procs(b: &Bundle) -> Result<Vec<String>> {
+pub fn procs(b: &Bundle) -> Result<Vec<String>> {
     let dir = cgroup_dirs(&b.cgroup).into_iter().find(|d| d.join("cgroup.procs").exists()).context("no cgroup dir")?;
     Ok(fs::read_to_string(dir.join("cgroup.procs"))?.lines().map(String::from).collect())
 }

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 mod attacks;
 mod cgroups;
+mod attrs;
 mod console;
 mod errors;
-mod exec;
+pub mod exec;
 mod features;
 mod hooks;
 mod inside;
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Test> {
         seccomp::TESTS,
         attacks::TESTS,
         cgroups::TESTS,
+        attrs::TESTS,
     ]
     .concat()
 }

@@ -61,6 +61,11 @@ fn main() {
         "env": std::env::vars().collect::<std::collections::BTreeMap<_, _>>(),
         "mountinfo": read_string("/proc/self/mountinfo").map(|s| s.lines().map(String::from).collect::<Vec<_>>()),
         "winsize": winsize(),
+        "sched": sched(),
+        "ioprio": syscall_value(libc::SYS_ioprio_get, 1, 0),
+        "personality": syscall_value(libc::SYS_personality, 0xffff_ffff, 0),
+        "affinity": affinity(),
+        "mempolicy": mempolicy(),
         "probes": probes,
     });
     let mut out = io::stdout().lock();
@@ -197,4 +202,42 @@ fn winsize() -> Option<[u16; 2]> {
     };
     let rc = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
     (rc == 0).then_some([ws.ws_row, ws.ws_col])
+}
+
+/// A raw syscall's return value, or null when it failed.
+fn syscall_value(nr: libc::c_long, a: libc::c_long, b: libc::c_long) -> Option<i64> {
+    // SAFETY: used only for syscalls that take integers.
+    let r = unsafe { libc::syscall(nr, a, b) };
+    (r >= 0).then_some(r as i64)
+}
+
+/// sched_getattr(2): the fields of struct sched_attr the runner checks.
+fn sched() -> Option<Value> {
+    // size, policy, flags, nice, priority, runtime, deadline, period, util_min, util_max
+    let mut attr = [0u32; 14];
+    let size = std::mem::size_of_val(&attr) as libc::c_long;
+    // SAFETY: attr is a writable buffer of the size passed.
+    let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, attr.as_mut_ptr(), size, 0) };
+    (r == 0).then(|| {
+        let flags = u64::from(attr[2]) | u64::from(attr[3]) << 32;
+        json!({ "policy": attr[1], "flags": flags, "nice": attr[4] as i32, "priority": attr[5] })
+    })
+}
+
+/// The CPUs this process may run on.
+fn affinity() -> Option<Vec<usize>> {
+    // SAFETY: cpu_set_t is plain bits, valid when zeroed.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is writable and of the size passed.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    // SAFETY: CPU_ISSET reads set within CPU_SETSIZE.
+    (r == 0).then(|| (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect())
+}
+
+/// get_mempolicy(2): the mode and the nodes (of the first 64).
+fn mempolicy() -> Option<Value> {
+    let (mut mode, mut mask): (libc::c_int, libc::c_ulong) = (0, 0);
+    // SAFETY: mode and mask are writable; mask holds the 64 bits maxnode - 1 asks for.
+    let r = unsafe { libc::syscall(libc::SYS_get_mempolicy, &mut mode, &mut mask, 65, 0usize, 0) };
+    (r == 0).then(|| json!({ "mode": mode, "nodes": (0..64).filter(|n| mask & (1 << n) != 0).collect::<Vec<u32>>() }))
 }
