@@ -23,13 +23,27 @@ pub(crate) fn mount_cgroup(
 ) -> nix::Result<OwnedFd> {
     let target = paths::create(root, dest, Kind::Dir)?;
     if statfs(HOST_CGROUP)?.filesystem_type() == CGROUP2_SUPER_MAGIC {
-        mount(
+        let done = mount(
             Some("cgroup"),
             paths::fd_path(&target).as_str(),
             Some("cgroup2"),
             o.flags,
             data_string(&o.data).as_deref(),
-        )?;
+        );
+        match done {
+            // A user namespace without a cgroup namespace of its own may not mount cgroup2:
+            // bind the container's own cgroup directory instead, as runc does.
+            Err(Errno::EPERM | Errno::EBUSY) => {
+                let own = own_cgroups()?;
+                let hierarchies = mountinfo::read().map_err(|e| e.errno().unwrap_or(Errno::EIO))?;
+                let h = hierarchies
+                    .iter()
+                    .find(|h| h.fs_type == "cgroup2" && h.mount_point == Path::new(HOST_CGROUP))
+                    .ok_or(Errno::ENOENT)?;
+                bind_hierarchy(root, &own_dir(h, &own).ok_or(Errno::ENOENT)?, dest, o)?;
+            }
+            r => r?,
+        }
         return paths::open(root, dest);
     }
     // Writable until the hierarchies are in; made read-only at the end if asked.
@@ -47,36 +61,12 @@ pub(crate) fn mount_cgroup(
         .iter()
         .filter(|h| h.mount_point.parent() == Some(Path::new(HOST_CGROUP)))
     {
-        let key = match h.fs_type.as_str() {
-            "cgroup2" => String::new(),
-            "cgroup" => controllers(&h.super_options),
-            _ => continue,
-        };
-        let Some((_, path)) = own.iter().find(|(c, _)| *c == key) else {
+        let (Some(host), Some(name)) = (own_dir(h, &own), h.mount_point.file_name()) else {
             continue;
         };
-        // The hierarchy may be mounted from a sub-directory (e.g. inside a cgroup namespace).
-        let rel = path.strip_prefix(&h.root).unwrap_or(path.as_path());
-        let host = h.mount_point.join(rel.strip_prefix("/").unwrap_or(rel));
-        let Some(name) = h.mount_point.file_name() else {
-            continue;
-        };
-        let src = nix::fcntl::open(
-            &host,
-            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        )?;
         let sub = dest.join(name);
-        bind_fd(
-            &src,
-            &paths::create(root, &sub, Kind::Dir)?,
-            MsFlags::MS_REC,
-        )?;
-        remount_bind(
-            &paths::open(root, &sub)?,
-            o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            o.cleared,
-        )?;
+        paths::create(root, &sub, Kind::Dir)?;
+        bind_hierarchy(root, &host, &sub, o)?;
         // Co-mounted controllers (cpu,cpuacct) are also reachable under each controller's name.
         let name = name.to_string_lossy();
         if name.contains(',') {
@@ -100,6 +90,31 @@ pub(crate) fn mount_cgroup(
         )?;
     }
     Ok(target)
+}
+
+/// The host directory of this process's own cgroup in hierarchy `h` (a cgroup or cgroup2 mount).
+fn own_dir(h: &mountinfo::MountInfo, own: &[(String, PathBuf)]) -> Option<PathBuf> {
+    let key = match h.fs_type.as_str() {
+        "cgroup2" => String::new(),
+        "cgroup" => controllers(&h.super_options),
+        _ => return None,
+    };
+    let (_, path) = own.iter().find(|(c, _)| *c == key)?;
+    // The hierarchy may be mounted from a sub-directory (e.g. inside a cgroup namespace).
+    let rel = path.strip_prefix(&h.root).unwrap_or(path.as_path());
+    Some(h.mount_point.join(rel.strip_prefix("/").unwrap_or(rel)))
+}
+
+/// Bind a host cgroup directory on `dest` (which exists) with the mount's flags, never
+/// letting the container create devices, setuid files or executables there.
+fn bind_hierarchy(root: BorrowedFd, host: &Path, dest: &Path, o: &MountOptions) -> nix::Result<()> {
+    let src = nix::fcntl::open(host, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    bind_fd(&src, &paths::open(root, dest)?, MsFlags::MS_REC)?;
+    remount_bind(
+        &paths::open(root, dest)?,
+        o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        o.cleared,
+    )
 }
 
 /// The controller list of a v1 hierarchy from its super options, as /proc/self/cgroup spells it.
