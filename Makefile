@@ -52,9 +52,10 @@ vm_conformance = hack/vm-test env RUNTIME_TESTS_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE
 vm-test: build
 	$(call vm_conformance,$(abspath $(BERTH)))
 
-# Any runtime, e.g. RUNTIME=crun (copied into the VM with its libraries).
+# Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
+# repository are copied into the VM at the same path, with their libraries.
 vm-conformance: build
-	$(call vm_conformance,$(RUNTIME))
+	$(call vm_conformance,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
 
 test: build unit conformance vm-test
 
