@@ -42,15 +42,20 @@ unit: deps
 conformance: build
 	$(RUNNER) --runtime $(RUNTIME) --checker $(CHECKER)
 
-# The conformance suite inside a throwaway pure cgroup v2 VM (hack/vm-test, docs/testing.md):
-# our hosts are hybrid, so this is where berth's v2 cgroup code runs. qemu TCG runs user code
-# 4-40x slower, hence the timeout scale. VM_FILTER=PATTERN runs a subset.
+# The conformance suite, then berth's own unit and integration tests (the `make unit` build),
+# inside a throwaway pure cgroup v2 VM (hack/vm-test, docs/testing.md): our hosts are hybrid,
+# so this is where berth's v2 cgroup code runs. qemu TCG runs user code 4-40x slower, hence
+# the timeout scale. VM_FILTER=PATTERN runs a subset of the suite.
 VM_TIMEOUT_SCALE ?= 10
 vm_conformance = hack/vm-test env RUNTIME_TESTS_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE) \
 	$(abspath $(RUNNER)) --runtime $(1) --checker $(abspath $(CHECKER)) $(if $(VM_FILTER),--filter '$(VM_FILTER)')
 
+# Both halves run even if the first fails; the target fails if either did.
 vm-test: build
-	$(call vm_conformance,$(abspath $(BERTH)))
+	status=0; \
+	$(call vm_conformance,$(abspath $(BERTH))) || status=1; \
+	CARGO=$(CARGO) hack/vm/cargo-tests || status=1; \
+	exit $$status
 
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
 # repository are copied into the VM at the same path, with their libraries.
