@@ -47,13 +47,24 @@ fn nodemask(p: &LinuxMemoryPolicy) -> Result<Vec<libc::c_ulong>> {
     Ok(mask)
 }
 
-/// For `berth features`: every mode and flag [`apply`] knows.
+/// For `berth features`: the modes [`apply`] knows that this kernel takes (each tried on this
+/// process through `apply` itself, then reset: e.g. 6.1 has no MPOL_WEIGHTED_INTERLEAVE), and
+/// every flag.
 pub fn features() -> serde_json::Value {
     use MemoryPolicyFlagType::*;
     use MemoryPolicyModeType::*;
-    let modes = [MpolDefault, MpolPreferred, MpolBind, MpolInterleave, MpolLocal, MpolPreferredMany, MpolWeightedInterleave];
+    let known = [MpolDefault, MpolPreferred, MpolBind, MpolInterleave, MpolLocal, MpolPreferredMany, MpolWeightedInterleave];
+    let takes = |mode: MemoryPolicyModeType| {
+        let nodes = (!matches!(mode, MpolDefault | MpolLocal)).then_some("0");
+        let policy = serde_json::json!({ "mode": mode.to_string(), "nodes": nodes });
+        let mut linux = Linux::default();
+        linux.set_memory_policy(serde_json::from_value(policy).ok());
+        apply(&linux).is_ok()
+    };
+    let modes: Vec<String> = known.into_iter().filter(|m| takes(*m)).map(|m| m.to_string()).collect();
+    takes(MpolDefault);
     let flags = [MpolFNumaBalancing, MpolFRelativeNodes, MpolFStaticNodes];
-    serde_json::json!({ "modes": modes.map(|m| m.to_string()), "flags": flags.map(|f| f.to_string()) })
+    serde_json::json!({ "modes": modes, "flags": flags.map(|f| f.to_string()) })
 }
 
 pub fn apply(linux: &Linux) -> Result<()> {

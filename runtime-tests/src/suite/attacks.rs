@@ -26,12 +26,15 @@ pub const TESTS: &[Test] = &[
 fn runtime_exe_via_proc(ctx: &mut Ctx) -> Result<()> {
     let bin = fs::metadata(&ctx.env.runtime.path)?;
     let (dev, ino) = (bin.dev().to_string(), bin.ino().to_string());
-    let b = ctx.bundle(|v| v["process"]["args"] = json!(["/checker", "attack-exe", dev, ino, "4"]))?;
+    // The attacker stops when told (or at the timeout), so slow hosts get all 20 execs in.
+    let seconds = ctx.timeout().as_secs().to_string();
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["/checker", "attack-exe", dev, ino, seconds]))?;
     let attacker = ctx.spawn(&["run", "--bundle", b.dir_str(), &b.id])?;
     ctx.wait_status(&b.id, "running")?;
     for _ in 0..20 {
         ctx.rt(&["exec", &b.id, "true"])?.ok()?;
     }
+    fs::write(b.rootfs().join("attack-stop"), "")?;
     let out = attacker.wait()?.ok()?;
     let got: Value = serde_json::from_str(out.stdout.trim()).with_context(|| format!("attacker said {:?}", out.stdout))?;
     ensure!(got["opened"] == json!([]), "the container opened the runtime binary through /proc/PID/exe: {got}");

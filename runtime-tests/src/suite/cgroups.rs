@@ -4,7 +4,9 @@
 use super::Test;
 use crate::harness::Ctx;
 use anyhow::{ensure, Result};
-use serde_json::json;
+use crate::report::Report;
+use serde_json::{json, Value};
+use std::fs;
 
 pub const TESTS: &[Test] = &[("cgroups/limits-visible", limits_visible), ("cgroups/pids-limit-enforced", pids_limit_enforced)];
 
@@ -20,19 +22,31 @@ const LIMITS: &[(&str, &[&str], &str)] = &[
 ];
 
 fn limits_visible(ctx: &mut Ctx) -> Result<()> {
-    let probes: Vec<String> = LIMITS.iter().flat_map(|(_, files, _)| files.iter().map(|f| format!("read:{f}"))).collect();
-    let probe_refs: Vec<&str> = probes.iter().map(String::as_str).collect();
-    let r = ctx.check(
-        |v| {
-            v["linux"]["resources"]["memory"] = json!({ "limit": 67108864 });
-            v["linux"]["resources"]["pids"] = json!({ "limit": 64 });
-            v["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
-        },
-        &probe_refs,
-    )?;
-    for (what, files, want) in LIMITS {
-        let seen = files.iter().find_map(|p| r.probe(&format!("read:{p}")).ok().and_then(|v| v.as_str().map(String::from)));
-        let seen = seen.ok_or_else(|| anyhow::anyhow!("{what}: none of {files:?} is readable in the container"))?;
+    let b = ctx.bundle(|v| {
+        v["linux"]["resources"]["memory"] = json!({ "limit": 67108864 });
+        v["linux"]["resources"]["pids"] = json!({ "limit": 64 });
+        v["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
+    })?;
+    // Without a cgroup namespace a cgroup2 mount shows the whole hierarchy: the container's
+    // files are then under its cgroupsPath, known once the bundle exists.
+    let mut config: Value = serde_json::from_slice(&fs::read(b.config_path())?)?;
+    let own = config["linux"]["cgroupsPath"].as_str().unwrap_or_default().to_string();
+    let files = |f: &str| {
+        let v2 = f.strip_prefix("/sys/fs/cgroup/").filter(|n| !n.contains('/'));
+        std::iter::once(f.to_string()).chain(v2.map(|n| format!("/sys/fs/cgroup{own}/{n}")))
+    };
+    let probes: Vec<String> =
+        LIMITS.iter().flat_map(|(_, fs, _)| fs.iter().flat_map(|f| files(f))).map(|f| format!("read:{f}")).collect();
+    config["process"]["args"] = json!(std::iter::once("/checker".to_string()).chain(probes).collect::<Vec<_>>());
+    fs::write(b.config_path(), serde_json::to_vec(&config)?)?;
+    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    let r = Report::parse(&out.stdout)?;
+    for (what, candidates, want) in LIMITS {
+        let seen = candidates
+            .iter()
+            .flat_map(|f| files(f))
+            .find_map(|p| r.probe(&format!("read:{p}")).ok().and_then(|v| v.as_str().map(String::from)));
+        let seen = seen.ok_or_else(|| anyhow::anyhow!("{what}: none of {candidates:?} is readable in the container"))?;
         // v2's cpu.max reads "QUOTA PERIOD"; the v1 files hold the number alone.
         ensure!(seen.split_whitespace().next() == Some(want), "{what}: container sees {seen:?}, want {want}");
     }
