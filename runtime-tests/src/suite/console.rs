@@ -1,7 +1,8 @@
 //! process.terminal with --console-socket, and the JSON error log.
 
 use super::Test;
-use crate::harness::Ctx;
+use crate::harness::{Bundle, Ctx};
+use crate::runtime::Out;
 use crate::report::Report;
 use anyhow::{bail, ensure, Context, Result};
 use nix::cmsg_space;
@@ -27,21 +28,8 @@ fn console_socket(ctx: &mut Ctx) -> Result<()> {
         v["process"]["terminal"] = json!(true);
         v["process"]["consoleSize"] = json!({ "height": 31, "width": 97 });
     })?;
-    let sock = ctx.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock)?;
-    let deadline = Instant::now() + ctx.timeout();
-    let receiver = thread::spawn(move || receive_pty(listener, deadline));
-
-    let sock_arg = sock.to_str().context("utf-8 path")?;
-    ctx.rt(&[
-        "create",
-        "--bundle",
-        b.dir_str(),
-        "--console-socket",
-        sock_arg,
-        &b.id,
-    ])?
-    .ok()?;
+    let (created, receiver, deadline) = create_with_console(ctx, &b)?;
+    created.ok()?;
     let (name, master) = receiver.join().expect("receiver thread panicked")?;
     ensure!(
         !name.is_empty(),
@@ -77,12 +65,7 @@ fn console_through_symlink(ctx: &mut Ctx) -> Result<()> {
             }
         }
     })?;
-    let sock = ctx.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock)?;
-    let deadline = Instant::now() + ctx.timeout();
-    let receiver = thread::spawn(move || receive_pty(listener, deadline));
-    let sock_arg = sock.to_str().context("utf-8 path")?;
-    let created = ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", sock_arg, &b.id])?;
+    let (created, receiver, deadline) = create_with_console(ctx, &b)?;
     if !created.success() {
         // Refusing is safe if it leaves nothing; the receiver gives up at its deadline.
         return ctx.assert_nothing_left(&b.id, &b.cgroup);
@@ -93,6 +76,19 @@ fn console_through_symlink(ctx: &mut Ctx) -> Result<()> {
     let st = r.probe(&format!("stat:{target}"))?;
     ensure!(st["type"] == "f", "{target} is now {st}: the pty was bound over it");
     Ok(())
+}
+
+type PtyReceiver = thread::JoinHandle<Result<(String, OwnedFd)>>;
+
+/// `create` with a console socket we listen on; the thread receives the pty master.
+fn create_with_console(ctx: &mut Ctx, b: &Bundle) -> Result<(Out, PtyReceiver, Instant)> {
+    let sock = ctx.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock)?;
+    let deadline = Instant::now() + ctx.timeout();
+    let receiver = thread::spawn(move || receive_pty(listener, deadline));
+    let sock_arg = sock.to_str().context("utf-8 path")?;
+    let created = ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", sock_arg, &b.id])?;
+    Ok((created, receiver, deadline))
 }
 
 /// Accepts the runtime's connection and takes the pty master sent with SCM_RIGHTS.
