@@ -126,7 +126,7 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "attrs/net-devices-missing-device",
         "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3) and ignores it",
     ),
-    // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts).
+    // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts): make vm-conformance RUNTIME=crun.
     ("crun", "features/namespaces", "crun 1.8 has no features command"),
     ("crun", "features/mount-options", "crun 1.8 has no features command"),
     ("crun", "exec/env-cwd-user", "crun 1.8 exec has no --additional-gids"),
@@ -139,6 +139,21 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "create-error/invalid-namespace-path",
         "crun 1.8 leaves the container's cgroup behind when a namespace path is invalid",
     ),
+    ("crun", "inside/time-offsets", "crun 1.8 fails to start with linux.timeOffsets (its sync socket is reset), seen in the VM"),
+    ("crun", "exec/sub-cgroup", "crun 1.8's container cgroup refused the test's sub-cgroup setup with EACCES in the VM"),
+    ("crun", "attrs/scheduler-batch-nice", "crun 1.8 predates process.scheduler (runtime-spec 1.2)"),
+    ("crun", "attrs/scheduler-bad-nice", "crun 1.8 predates process.scheduler (runtime-spec 1.2)"),
+    ("crun", "attrs/scheduler-refused-policy", "crun 1.8 predates process.scheduler (runtime-spec 1.2)"),
+    ("crun", "attrs/exec-scheduler-io-priority", "crun 1.8 predates process.scheduler and ioPriority (runtime-spec 1.2)"),
+    ("crun", "attrs/io-priority", "crun 1.8 predates process.ioPriority (runtime-spec 1.2)"),
+    ("crun", "attrs/exec-cpu-affinity", "crun 1.8 predates process.execCPUAffinity (runtime-spec 1.2)"),
+    ("crun", "attrs/exec-cpu-affinity-offline-cpu", "crun 1.8 predates process.execCPUAffinity (runtime-spec 1.2)"),
+    ("crun", "attrs/memory-policy-bind", "crun 1.8 predates linux.memoryPolicy (runtime-spec 1.3)"),
+    ("crun", "attrs/memory-policy-advertised-modes", "crun 1.8 has no features command"),
+    ("crun", "attrs/memory-policy-bad-node", "crun 1.8 predates linux.memoryPolicy (runtime-spec 1.3)"),
+    ("crun", "attrs/selinux-unavailable", "crun 1.8 refuses the label, but its error names /proc/self/attr/keycreate, not the field"),
+    ("crun", "attrs/intel-rdt-unavailable", "crun 1.8 accepts linux.intelRdt on a host without resctrl"),
+    ("crun", "attrs/net-devices-missing-device", "crun 1.8 predates linux.netDevices (runtime-spec 1.3)"),
 ];
 
 pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {
