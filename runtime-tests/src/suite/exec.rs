@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     ("exec/process-json", process_json),
     ("exec/detach-pid-file", detach_pid_file),
     ("exec/sub-cgroup", sub_cgroup),
+    ("exec/paused-needs-ignore-paused", paused_needs_ignore_paused),
     ("exec/bad-input-fails", bad_input_fails),
 ];
 
@@ -127,5 +128,20 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
     // The pids hierarchy on v1 hosts, the unified one on v2 hosts.
     let line = cgroup.lines().find(|l| l.contains(":pids:")).or(cgroup.lines().find(|l| l.starts_with("0::"))).context("no cgroup line")?;
     ensure!(line.ends_with(&format!("{}/sub", b.cgroup)), "exec --cgroup sub ran in {line:?}");
+    Ok(())
+}
+
+/// Exec into a paused container is refused, unless --ignore-paused: the process then joins
+/// the frozen cgroup and runs once the container resumes.
+fn paused_needs_ignore_paused(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    ctx.rt(&["pause", &b.id])?.ok()?;
+    let before = procs(&b)?;
+    ctx.rt(&["exec", &b.id, "true"])?.failed()?;
+    ensure!(procs(&b)? == before, "a refused exec left a process");
+    let exec = ctx.spawn(&["exec", "--ignore-paused", &b.id, "sh", "-c", "exit 4"])?;
+    ctx.rt(&["resume", &b.id])?.ok()?;
+    let out = exec.wait()?;
+    ensure!(out.code() == Some(4), "exec --ignore-paused after resume: {}", out.describe());
     Ok(())
 }
