@@ -30,6 +30,11 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "inside/rootfs-propagation",
         "runc 1.1 leaves the container's / private when rootfsPropagation is rshared",
     ),
+    (
+        "runc",
+        "features/seccomp",
+        "runc 1.1 advertises seccomp architectures its libseccomp cannot add to a filter",
+    ),
     ("runc", "hooks/start-runs-start-hooks", "runc 1.1 runs poststart hooks during create, not during start"),
     (
         "runc",
@@ -129,6 +134,8 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts): make vm-conformance RUNTIME=crun.
     ("crun", "features/namespaces", "crun 1.8 has no features command"),
     ("crun", "features/mount-options", "crun 1.8 has no features command"),
+    ("crun", "features/seccomp", "crun 1.8 has no features command"),
+    ("crun", "features/capabilities", "crun 1.8 has no features command"),
     ("crun", "exec/env-cwd-user", "crun 1.8 exec has no --additional-gids"),
     ("crun", "hooks/start-runs-start-hooks", "crun 1.8 does not run startContainer hooks during start"),
     ("crun", "hooks/delete-runs-poststop", "crun 1.8 runs the startContainer hooks it skipped at start during delete"),

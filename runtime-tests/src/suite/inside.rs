@@ -497,7 +497,7 @@ fn preserve_fds(ctx: &mut Ctx) -> Result<()> {
     expect_fds(Report::parse(&out.stdout)?, &[0, 1, 2, 3])
 }
 
-const CAPS: &[&str] = &[
+pub const CAPS: &[&str] = &[
     "CHOWN",
     "DAC_OVERRIDE",
     "DAC_READ_SEARCH",
@@ -541,7 +541,7 @@ const CAPS: &[&str] = &[
     "CHECKPOINT_RESTORE",
 ];
 
-fn cap_mask(v: &Value) -> u64 {
+pub fn cap_mask(v: &Value) -> u64 {
     let names = v.as_array().map(Vec::as_slice).unwrap_or_default();
     names
         .iter()

@@ -16,7 +16,7 @@ mod errors;
 pub mod exec;
 mod features;
 mod hooks;
-mod inside;
+pub mod inside;
 pub mod lifecycle;
 mod seccomp;
 
