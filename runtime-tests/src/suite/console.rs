@@ -3,6 +3,7 @@
 use super::Test;
 use crate::harness::{Bundle, Ctx};
 use crate::runtime::Out;
+use crate::suite::lifecycle::running_sleeper;
 use crate::report::Report;
 use anyhow::{bail, ensure, Context, Result};
 use nix::cmsg_space;
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 pub const TESTS: &[Test] = &[
     ("console/socket-and-size", console_socket),
     ("attack/console-through-symlink", console_through_symlink),
+    ("console/exec-tty", exec_tty),
     ("log/json-error", json_error_log),
 ];
 
@@ -80,15 +82,33 @@ fn console_through_symlink(ctx: &mut Ctx) -> Result<()> {
 
 type PtyReceiver = thread::JoinHandle<Result<(String, OwnedFd)>>;
 
-/// `create` with a console socket we listen on; the thread receives the pty master.
-fn create_with_console(ctx: &mut Ctx, b: &Bundle) -> Result<(Out, PtyReceiver, Instant)> {
-    let sock = ctx.dir.join("console.sock");
+/// A console socket we listen on; the thread receives the pty master sent to it.
+fn listen(ctx: &Ctx, name: &str) -> Result<(String, PtyReceiver, Instant)> {
+    let sock = ctx.dir.join(name);
     let listener = UnixListener::bind(&sock)?;
     let deadline = Instant::now() + ctx.timeout();
     let receiver = thread::spawn(move || receive_pty(listener, deadline));
-    let sock_arg = sock.to_str().context("utf-8 path")?;
-    let created = ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", sock_arg, &b.id])?;
+    Ok((sock.to_str().context("utf-8 path")?.to_string(), receiver, deadline))
+}
+
+/// `create` with a console socket we listen on.
+fn create_with_console(ctx: &mut Ctx, b: &Bundle) -> Result<(Out, PtyReceiver, Instant)> {
+    let (sock, receiver, deadline) = listen(ctx, "console.sock")?;
+    let created = ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", &sock, &b.id])?;
     Ok((created, receiver, deadline))
+}
+
+/// `exec -d -t --console-socket`, as containerd and conmon call it: the exec'd process gets its
+/// own pty, sent like the init's.
+fn exec_tty(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let (sock, receiver, deadline) = listen(ctx, "exec-console.sock")?;
+    ctx.rt(&["exec", "--detach", "-t", "--console-socket", &sock, &b.id, "/checker"])?.ok()?;
+    let (_, master) = receiver.join().expect("receiver thread panicked")?;
+    let output = read_until_hangup(&master, deadline)?;
+    let r = Report::parse(&output)?;
+    ensure!(!r.get("winsize").is_null(), "the exec'd process has no terminal");
+    Ok(())
 }
 
 /// Accepts the runtime's connection and takes the pty master sent with SCM_RIGHTS.

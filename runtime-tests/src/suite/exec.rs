@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = &[
     ("exec/detach-pid-file", detach_pid_file),
     ("exec/sub-cgroup", sub_cgroup),
     ("exec/paused-needs-ignore-paused", paused_needs_ignore_paused),
+    ("exec/cap-no-new-privs-preserve-fds", cap_no_new_privs_preserve_fds),
     ("exec/bad-input-fails", bad_input_fails),
 ];
 
@@ -143,5 +144,42 @@ fn paused_needs_ignore_paused(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["resume", &b.id])?.ok()?;
     let out = exec.wait()?;
     ensure!(out.code() == Some(4), "exec --ignore-paused after resume: {}", out.describe());
+    Ok(())
+}
+
+/// `--cap` adds to the process's capabilities, `--no-new-privs` sets it, `--preserve-fds N`
+/// passes fds 3.. on. The base config sets noNewPrivileges, so the sleeper here clears it.
+fn cap_no_new_privs_preserve_fds(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sleep", "300"]);
+        v["process"]["noNewPrivileges"] = json!(false);
+    })?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    ctx.wait_status(&b.id, "running")?;
+    let plain = exec_checker(ctx, &b, &[])?;
+    ensure!(plain.status("NoNewPrivs") == "0", "NoNewPrivs without the flag: {}", plain.status("NoNewPrivs"));
+    let r = exec_checker(ctx, &b, &["--cap", "CAP_SYS_CHROOT", "--no-new-privs"])?;
+    let eff = u64::from_str_radix(r.status("CapEff"), 16)?;
+    let chroot = crate::suite::inside::cap_mask(&json!(["CAP_SYS_CHROOT"]));
+    ensure!(eff & chroot != 0, "CAP_SYS_CHROOT not added: CapEff {eff:#x}");
+    ensure!(r.status("NoNewPrivs") == "1", "NoNewPrivs: {}", r.status("NoNewPrivs"));
+    let extra = fs::File::open(b.config_path())?;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&extra);
+    let out = ctx
+        .spawn_with(&["exec", "--preserve-fds", "1", &b.id, "/checker"], |cmd| {
+            // SAFETY: dup2 and fcntl are async-signal-safe; fd 3 is the file, without CLOEXEC.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+                    if libc::dup2(raw, 3) == -1 || libc::fcntl(3, libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })?
+        .wait()?
+        .ok()?;
+    let fds = Report::parse(&out.stdout)?.get("fds").clone();
+    ensure!(fds == json!([0, 1, 2, 3]), "exec --preserve-fds 1: open fds {fds}");
     Ok(())
 }
