@@ -147,6 +147,7 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "crun 1.8 leaves the container's cgroup behind when a namespace path is invalid",
     ),
     ("crun", "inside/time-offsets", "crun 1.8 fails to start with linux.timeOffsets (its sync socket is reset), seen in the VM"),
+    ("crun", "exec/paused-needs-ignore-paused", "crun 1.8 exec has no --ignore-paused (exit 64, usage error)"),
     ("crun", "exec/sub-cgroup", "crun 1.8's container cgroup refused the test's sub-cgroup setup with EACCES in the VM"),
     ("crun", "attrs/scheduler-batch-nice", "crun 1.8 predates process.scheduler (runtime-spec 1.2)"),
     ("crun", "attrs/scheduler-bad-nice", "crun 1.8 predates process.scheduler (runtime-spec 1.2)"),
