@@ -60,6 +60,9 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let procfs = lsm::open_procfs(&opts.process)?;
     let state_json = serde_json::to_string(&state.oci(status)).expect("state serialises");
     let ns = Plan::of_process(state.init_pid())?;
+    // The namespaces are held open now. The lock goes before the process starts: it may join a
+    // frozen cgroup (--ignore-paused) and wait there for `resume`, which needs the lock.
+    drop(dir);
     let fg = if opts.detach { None } else { Some(Foreground::prepare(terminal, &mut opts.console)?) };
     if fg.is_none() {
         process::become_subreaper()?;
@@ -96,7 +99,6 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, pid)?;
     }
-    drop(dir);
     match fg {
         None => Ok(0),
         Some(fg) => fg.attach(pid, || Ok(())),

@@ -4,7 +4,7 @@
 use crate::harness::{cgroup_dirs, ns_inode, Bundle, Ctx};
 use crate::report::Report;
 use crate::suite::lifecycle::{pid_of, running_sleeper};
-use crate::suite::Test;
+use crate::suite::{wait_for, Test};
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
 use std::fs;
@@ -141,6 +141,8 @@ fn paused_needs_ignore_paused(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["exec", &b.id, "true"])?.failed()?;
     ensure!(procs(&b)? == before, "a refused exec left a process");
     let exec = ctx.spawn(&["exec", "--ignore-paused", &b.id, "sh", "-c", "exit 4"])?;
+    // Resume only once the new process is in the frozen cgroup: `resume` must not wait on it.
+    wait_for(ctx, "the exec'd process in the cgroup", || procs(&b).is_ok_and(|p| p.len() > before.len()))?;
     ctx.rt(&["resume", &b.id])?.ok()?;
     let out = exec.wait()?;
     ensure!(out.code() == Some(4), "exec --ignore-paused after resume: {}", out.describe());
