@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps build demo test unit conformance vm-test vm-conformance bench install clean
+.PHONY: all deps build demo test unit conformance vm-test vm-conformance e2e bench install clean
 
 all: build
 
@@ -62,7 +62,13 @@ vm-test: build
 vm-conformance: build
 	$(call vm_conformance,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
 
-test: build unit conformance vm-test
+# Podman, containerd and Docker driving berth (hack/e2e/, docs/testing.md). Each script installs
+# its client; all run even if one fails. E2E_CLIENTS picks a subset.
+E2E_CLIENTS ?= podman containerd docker
+e2e: build
+	status=0; for c in $(E2E_CLIENTS); do hack/e2e/$$c $(abspath $(BERTH)) || status=1; done; exit $$status
+
+test: build unit conformance vm-test e2e
 
 bench: build
 	hack/bench
