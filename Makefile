@@ -9,17 +9,24 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps build demo test unit conformance vm-test vm-conformance e2e bench install clean
+.PHONY: all deps vm-deps build demo test unit conformance vm-test vm-conformance e2e bench install clean
 
 all: build
 
 # apt only when something is missing, so repeated runs stay fast.
-deps:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+install_missing = missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+deps:
+	@$(call install_missing,$(DEB_PACKAGES))
+
+# apparmor ships apparmor_parser, which hack/vm-test copies into the VM (AppArmor is on in its
+# kernel): the suite's apparmor tests load their profile with it.
+vm-deps:
+	@$(call install_missing,apparmor)
 
 build: deps
 	$(CARGO) build --release --bin berth -p berth
@@ -51,7 +58,7 @@ vm_conformance = hack/vm-test env RUNTIME_TESTS_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE
 	$(abspath $(RUNNER)) --runtime $(1) --checker $(abspath $(CHECKER)) $(if $(VM_FILTER),--filter '$(VM_FILTER)')
 
 # Both halves run even if the first fails; the target fails if either did.
-vm-test: build
+vm-test: build vm-deps
 	status=0; \
 	$(call vm_conformance,$(abspath $(BERTH))) || status=1; \
 	CARGO=$(CARGO) hack/vm/cargo-tests || status=1; \
@@ -59,7 +66,7 @@ vm-test: build
 
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
 # repository are copied into the VM at the same path, with their libraries.
-vm-conformance: build
+vm-conformance: build vm-deps
 	$(call vm_conformance,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
 
 # Podman, containerd and Docker driving berth (hack/e2e/, docs/testing.md). Each script installs

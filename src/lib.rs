@@ -12,6 +12,7 @@ mod mountinfo;
 pub mod namespaces;
 pub mod netdev;
 pub mod process;
+pub mod procfs;
 pub mod rootfs;
 pub mod spec;
 pub mod state;

@@ -1,6 +1,6 @@
 //! Namespaces: which to create and which to join (by path), uid/gid maps, time offsets.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{open, OFlag};
@@ -8,7 +8,7 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType};
 
-use crate::{Context, Error, Result};
+use crate::{procfs, Context, Error, Result};
 
 /// The namespaces of a container: created new (`new`) or joined through an open fd (`join`).
 #[derive(Debug)]
@@ -139,18 +139,17 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Write the uid/gid maps of a process that just made a new user namespace.
-pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux) -> Result<()> {
+pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux, procfs: BorrowedFd) -> Result<()> {
     for (file, maps) in [("uid_map", linux.uid_mappings()), ("gid_map", linux.gid_mappings())] {
         let text = map_text(maps.as_deref().unwrap_or_default());
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, text).ctx(|| format!("write {path}"))?;
+        procfs::write(procfs, &format!("{pid}/{file}"), text.as_bytes())?;
     }
     Ok(())
 }
 
 /// Write linux.timeOffsets for the time namespace this process just unshared (before any
 /// process enters it).
-pub fn write_time_offsets(linux: &Linux) -> Result<()> {
+pub fn write_time_offsets(linux: &Linux, procfs: BorrowedFd) -> Result<()> {
     let Some(offsets) = linux.time_offsets() else { return Ok(()) };
     let mut text = String::new();
     for (clock, o) in offsets {
@@ -159,5 +158,5 @@ pub fn write_time_offsets(linux: &Linux) -> Result<()> {
         }
         text += &format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
     }
-    std::fs::write("/proc/self/timens_offsets", text).ctx(|| "write /proc/self/timens_offsets")
+    procfs::write(procfs, "self/timens_offsets", text.as_bytes())
 }

@@ -1,5 +1,7 @@
 //! Raw system calls that nix does not wrap.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
@@ -30,4 +32,36 @@ pub fn join_session_keyring(name: &std::ffi::CStr) -> nix::Result<()> {
     // SAFETY: the name is a valid NUL-terminated string that outlives the call.
     let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     Errno::result(r).map(drop)
+}
+
+/// A new procfs instance of the caller's pid namespace, as a detached mount (fsopen, fsconfig,
+/// fsmount: Linux 5.2): nothing is mounted on it, and nothing can propagate onto it.
+pub fn new_procfs() -> nix::Result<OwnedFd> {
+    // SAFETY: the name is a NUL-terminated literal; on success the call returns a new fd we own.
+    let fs = unsafe { owned(libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), libc::FSOPEN_CLOEXEC))? };
+    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
+    let r = unsafe {
+        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), libc::FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0)
+    };
+    Errno::result(r)?;
+    let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    // SAFETY: fs is a configured filesystem context; the call returns a new fd we own.
+    unsafe { owned(libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs)) }
+}
+
+/// A detached copy of the mount at `path`, without the mounts below it (open_tree with
+/// OPEN_TREE_CLONE and no AT_RECURSIVE: Linux 5.2).
+pub fn clone_tree(path: &str) -> nix::Result<OwnedFd> {
+    let path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    // SAFETY: path is NUL-terminated and outlives the call, which returns a new fd we own.
+    unsafe { owned(libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)) }
+}
+
+/// # Safety
+/// `r` must be the result of a syscall that returns a new fd on success.
+unsafe fn owned(r: libc::c_long) -> nix::Result<OwnedFd> {
+    let fd = Errno::result(r)? as RawFd;
+    // SAFETY: per the contract, fd is new and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }

@@ -131,6 +131,21 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "attrs/net-devices-missing-device",
         "runc 1.1.5 predates linux.netDevices (runtime-spec 1.3) and ignores it",
     ),
+    (
+        "runc",
+        "attrs/scheduler-fifo",
+        "runc 1.1.5 predates process.scheduler (runtime-spec 1.2) and ignores it",
+    ),
+    (
+        "runc",
+        "create-error/unknown-capability",
+        "runc 1.1 ignores a capability name it does not know (a warning), where the spec says it MUST error",
+    ),
+    (
+        "runc",
+        "attack/sysctl-through-symlinked-proc",
+        "runc 1.1.5 writes sysctls through the container's /proc/sys, following its symlinks (CVE-2025-52881, fixed in runc 1.2.8)",
+    ),
     // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts): make vm-conformance RUNTIME=crun.
     ("crun", "features/namespaces", "crun 1.8 has no features command"),
     ("crun", "features/mount-options", "crun 1.8 has no features command"),
@@ -160,6 +175,18 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ("crun", "attrs/memory-policy-advertised-modes", "crun 1.8 has no features command"),
     ("crun", "attrs/memory-policy-bad-node", "crun 1.8 predates linux.memoryPolicy (runtime-spec 1.3)"),
     ("crun", "attrs/selinux-unavailable", "crun 1.8 refuses the label, but its error names /proc/self/attr/keycreate, not the field"),
+    ("crun", "attrs/scheduler-fifo", "crun 1.8 predates process.scheduler (runtime-spec 1.2)"),
+    ("crun", "create-error/unknown-capability", "crun 1.8 ignores a capability name it does not know, where the spec says it MUST error"),
+    (
+        "crun",
+        "apparmor/exec",
+        "crun 1.8 refuses a profile that is not loaded, but its error names /proc/thread-self/attr/exec, not AppArmor",
+    ),
+    (
+        "crun",
+        "apparmor/missing-profile",
+        "crun 1.8 refuses a profile that is not loaded, but its error names /proc/thread-self/attr/exec, not the field",
+    ),
     ("crun", "attrs/intel-rdt-unavailable", "crun 1.8 accepts linux.intelRdt on a host without resctrl"),
     ("crun", "attrs/net-devices-missing-device", "crun 1.8 predates linux.netDevices (runtime-spec 1.3)"),
 ];

@@ -103,7 +103,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     process::become_subreaper()?;
 
     let listener = seccomp::connect_listener(linux)?;
-    let procfs = lsm::open_procfs(process)?;
+    let procfs = crate::procfs::open_private()?;
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
@@ -112,7 +112,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
-        procfs: procfs.as_ref().map(|p| p.as_fd()),
+        procfs: procfs.as_fd(),
         preserve_fds: opts.preserve_fds + opts.listen_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
@@ -122,8 +122,8 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     undo.pids.push(first);
     cgroup.add(first)?;
     if let Some(adj) = process.oom_score_adj() {
-        let path = format!("/proc/{first}/oom_score_adj");
-        std::fs::write(&path, adj.to_string()).ctx(|| format!("process.oomScoreAdj: write {path}"))?;
+        crate::procfs::write(procfs.as_fd(), &format!("{first}/oom_score_adj"), adj.to_string().as_bytes())
+            .map_err(|e| Error::Init(format!("process.oomScoreAdj: {e}")))?;
     }
     // With one clone, the first child is the init, in its new network namespace, waiting for
     // "go": the devices arrive before any of its setup (its net sysctls may name them). Otherwise
@@ -146,7 +146,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         hooks: sp.hooks().clone(),
         seccomp: linux.seccomp().clone(),
     };
-    let init = process::drive(first, &chan, linux, &ns, |init| {
+    let init = process::drive(first, &chan, linux, &ns, Some(procfs.as_fd()), |init| {
         if init != first {
             undo.pids.push(init);
         }

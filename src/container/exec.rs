@@ -57,7 +57,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let mut linux = Linux::default();
     linux.set_seccomp(state.seccomp.clone());
     let listener = seccomp::connect_listener(&linux)?;
-    let procfs = lsm::open_procfs(&opts.process)?;
+    let procfs = lsm::has_labels(&opts.process).then(crate::procfs::open_private).transpose()?;
     let state_json = serde_json::to_string(&state.oci(status)).expect("state serialises");
     let ns = Plan::of_process(state.init_pid())?;
     // The namespaces are held open now. The lock goes before the process starts: it may join a
@@ -83,7 +83,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let started = process::sched::set_initial_affinity(&opts.process, first)
         .and_then(|()| state.cgroup.add_to(first, &opts.sub_cgroups))
         .and_then(|()| {
-            process::drive(first, &chan, &linux, &ns, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
+            process::drive(first, &chan, &linux, &ns, None, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
         });
     let pid = match started {
         Ok(pid) => pid,

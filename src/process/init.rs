@@ -12,8 +12,8 @@ use super::sync::{Channel, Msg};
 use super::{exec, mempolicy, personality, user, InitArgs};
 use crate::hooks::{self, HookKind};
 use crate::rootfs;
-use crate::security::seccomp;
-use crate::{console, syscall, Context, Error, Result};
+use crate::security::{lsm, seccomp};
+use crate::{console, procfs, syscall, Context, Error, Result};
 
 pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     let spec = &args.bundle.spec;
@@ -42,10 +42,10 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
         set_domainname(d)?;
     }
-    // Written through the /proc we started with, not one the container's mounts could fake.
+    // Through the runtime's procfs: a mount namespace joined by path has a /proc of its own.
     for (key, value) in linux.sysctl().iter().flatten() {
-        let path = format!("/proc/sys/{}", key.replace('.', "/"));
-        std::fs::write(&path, value).ctx(|| format!("linux.sysctl: write {value:?} to {path}"))?;
+        let path = format!("sys/{}", key.replace('.', "/"));
+        procfs::write(args.procfs, &path, value.as_bytes()).map_err(|e| Error::Init(format!("linux.sysctl {key:?}: {e}")))?;
     }
 
     let opts = rootfs::Options {
@@ -54,6 +54,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
         bundle: &args.bundle.dir,
         no_pivot: args.no_pivot,
         new_userns: userns,
+        mount_label: lsm::mount_label(linux),
     };
     rootfs::prepare(&opts)?;
     chan.send(&Msg::Mounted)?;
@@ -74,7 +75,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     let filter = linux.seccomp().as_ref().map(|sc| seccomp::compile(sc, args.seccomp_listener, &state)).transpose()?;
     personality::apply(linux)?;
     mempolicy::apply(linux)?;
-    let prepared = exec::prepare(process, filter, args.procfs)?;
+    let prepared = exec::prepare(process, filter, Some(args.procfs))?;
     chan.send(&Msg::Ready)?;
 
     // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the

@@ -36,8 +36,8 @@ pub struct InitArgs<'a> {
     pub console: Option<BorrowedFd<'a>>,
     /// Connected to linux.seccomp.listenerPath, which gets the notify fd.
     pub seccomp_listener: Option<BorrowedFd<'a>>,
-    /// The runtime's /proc, to set LSM labels through (see [`crate::security::lsm`]).
-    pub procfs: Option<BorrowedFd<'a>>,
+    /// The runtime's private procfs ([`crate::procfs`]): every write to a procfs file goes there.
+    pub procfs: BorrowedFd<'a>,
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
@@ -54,7 +54,7 @@ pub struct EnterArgs<'a> {
     pub seccomp: Option<&'a oci_spec::runtime::LinuxSeccomp>,
     pub seccomp_listener: Option<BorrowedFd<'a>>,
     pub state: &'a str,
-    /// As in [`InitArgs`].
+    /// As in [`InitArgs`], when the process has LSM labels to set.
     pub procfs: Option<BorrowedFd<'a>>,
 }
 
@@ -63,18 +63,20 @@ struct Spawn<'a> {
     ns: &'a Plan,
     linux: &'a Linux,
     close_fds: &'a [RawFd],
+    /// For the time offsets of a new time namespace.
+    procfs: Option<BorrowedFd<'a>>,
 }
 
 /// Start the container init (see [`init`]); returns the first child's pid, for [`drive`].
 pub fn spawn_init(args: &InitArgs, chan: Channel) -> Result<Pid> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
-    let sp = Spawn { ns: args.ns, linux, close_fds: args.close_fds };
+    let sp = Spawn { ns: args.ns, linux, close_fds: args.close_fds, procfs: Some(args.procfs) };
     spawn(&sp, chan, |c| init::run(args, c))
 }
 
 /// Start a process in the namespaces of a running container (`ns` joins them all).
 pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, chan: Channel) -> Result<Pid> {
-    spawn(&Spawn { ns, linux, close_fds: &[] }, chan, |c| enter::run(args, c))
+    spawn(&Spawn { ns, linux, close_fds: &[], procfs: None }, chan, |c| enter::run(args, c))
 }
 
 /// Clone the first child. It runs `body` itself when one clone can make every namespace;
@@ -127,7 +129,7 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
             expect_go(chan)?;
         }
         if ns.new.contains(namespaces::CLONE_NEWTIME) {
-            namespaces::write_time_offsets(sp.linux)?;
+            namespaces::write_time_offsets(sp.linux, need_procfs(sp.procfs)?)?;
         }
         // setns/unshare of pid and time namespaces apply to children only: fork the init there.
         let for_children = CloneFlags::CLONE_NEWPID | namespaces::CLONE_NEWTIME;
@@ -141,6 +143,11 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Only the init's namespaces need the procfs: a process `exec` adds makes none.
+fn need_procfs(procfs: Option<BorrowedFd>) -> Result<BorrowedFd> {
+    procfs.ok_or_else(|| Error::Init("new namespaces: no procfs to write their settings through".into()))
 }
 
 fn expect_go(chan: &Channel) -> Result<()> {
@@ -159,17 +166,18 @@ pub fn drive(
     chan: &Channel,
     linux: &Linux,
     ns: &Plan,
+    procfs: Option<BorrowedFd>,
     mut on_mounted: impl FnMut(Pid) -> Result<String>,
 ) -> Result<Pid> {
     if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWUSER) {
-        namespaces::write_id_maps(first, linux)?;
+        namespaces::write_id_maps(first, linux, need_procfs(procfs)?)?;
     }
     chan.send(&Msg::Go)?;
     let mut init = first;
     loop {
         match chan.expect()? {
             Msg::WriteMaps => {
-                namespaces::write_id_maps(first, linux)?;
+                namespaces::write_id_maps(first, linux, need_procfs(procfs)?)?;
                 chan.send(&Msg::Go)?;
             }
             Msg::InitPid(pid) => {

@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 
-use super::mount::{bind_fd, data_string, remount_bind, MountOptions};
+use super::mount::{bind_fd, context_option, data_string, remount_bind, MountOptions};
 use crate::mountinfo;
 use super::paths::{self, Kind};
 
@@ -20,6 +20,7 @@ pub(crate) fn mount_cgroup(
     root: BorrowedFd,
     dest: &Path,
     o: &MountOptions,
+    label: Option<&str>,
 ) -> nix::Result<OwnedFd> {
     let target = paths::create(root, dest, Kind::Dir)?;
     if statfs(HOST_CGROUP)?.filesystem_type() == CGROUP2_SUPER_MAGIC {
@@ -48,12 +49,13 @@ pub(crate) fn mount_cgroup(
     }
     // Writable until the hierarchies are in; made read-only at the end if asked.
     let flags = o.flags - MsFlags::MS_RDONLY;
+    let data = std::iter::once("mode=755".to_string()).chain(label.map(context_option)).collect::<Vec<_>>();
     mount(
         Some("tmpfs"),
         paths::fd_path(&target).as_str(),
         Some("tmpfs"),
         flags,
-        Some("mode=755"),
+        data_string(&data).as_deref(),
     )?;
     let own = own_cgroups()?;
     let hierarchies = mountinfo::read().map_err(|e| e.errno().unwrap_or(Errno::EIO))?;

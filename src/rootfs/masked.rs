@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, major, minor, SFlag};
 
-use super::mount::{bind_fd, remount_bind};
+use super::mount::{bind_fd, context_option, remount_bind};
 use super::paths;
 use crate::{Context, Error, Result};
 
@@ -26,7 +26,8 @@ fn open_existing(root: BorrowedFd, path: &Path) -> nix::Result<Option<OwnedFd>> 
 }
 
 /// Hide each path: files under the null device, directories under an empty read-only tmpfs.
-pub(crate) fn mask(root: BorrowedFd, masked: &[String]) -> Result<()> {
+/// The tmpfs gets linux.mountLabel (`label`) where SELinux is enabled, as in runc.
+pub(crate) fn mask(root: BorrowedFd, masked: &[String], label: Option<&str>) -> Result<()> {
     if masked.is_empty() {
         return Ok(());
     }
@@ -52,7 +53,7 @@ pub(crate) fn mask(root: BorrowedFd, masked: &[String]) -> Result<()> {
                 paths::fd_path(&fd).as_str(),
                 Some("tmpfs"),
                 MsFlags::MS_RDONLY,
-                None::<&str>,
+                label.map(context_option).as_deref(),
             )
             .ctx(what)?;
         } else {

@@ -30,6 +30,10 @@ pub struct Options<'a> {
     pub no_pivot: bool,
     /// In a new user namespace: devices are bind-mounted from the host instead of created.
     pub new_userns: bool,
+    /// linux.mountLabel where SELinux is enabled ([`crate::security::lsm::mount_label`]). As in
+    /// runc: the `context=` option of every new filesystem mount but proc, sysfs and cgroup2
+    /// (bind mounts keep their labels), and the label of the mqueue mount's root.
+    pub mount_label: Option<&'a str>,
 }
 
 /// Reject what can be seen to be wrong in the config without touching the system.
@@ -190,6 +194,7 @@ pub fn finalize(opts: &Options) -> Result<()> {
     masked::mask(
         root.as_fd(),
         linux.masked_paths().as_deref().unwrap_or_default(),
+        opts.mount_label,
     )
 }
 

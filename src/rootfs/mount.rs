@@ -297,7 +297,7 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         }
     }
     let target = if typ == "cgroup" {
-        cgroup::mount_cgroup(root, dest, &o).ctx(what)?
+        cgroup::mount_cgroup(root, dest, &o, opts.mount_label).ctx(what)?
     } else if o.is_bind() || typ == "bind" {
         let source = source.ok_or_else(|| {
             Error::config(format!("mounts[{index}].source: required for a bind mount"))
@@ -326,6 +326,10 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
             let mode = fstat(covered).ctx(what)?.st_mode & 0o7777;
             data.insert(0, format!("mode={mode:04o}"));
         }
+        // proc and sysfs have labels of their own; mqueue takes its label as an attribute.
+        let label = opts.mount_label.filter(|_| !matches!(typ, "proc" | "sysfs"));
+        let context = label.filter(|_| typ != "mqueue").map(context_option);
+        data.extend(context);
         let src = source.unwrap_or(Path::new(typ));
         mount(
             Some(src),
@@ -335,7 +339,11 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
             data_string(&data).as_deref(),
         )
         .ctx(what)?;
-        paths::open(root, dest).ctx(what)?
+        let target = paths::open(root, dest).ctx(what)?;
+        if let Some(label) = label.filter(|_| typ == "mqueue") {
+            set_selinux_label(&target, label).ctx(what)?;
+        }
+        target
     };
     apply_propagation_and_attrs(&target, &o).ctx(what)
 }
@@ -343,6 +351,20 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
 /// Filesystem data options as mount(2)'s data string, None if there are none.
 pub(crate) fn data_string(data: &[String]) -> Option<String> {
     (!data.is_empty()).then(|| data.join(","))
+}
+
+/// The mount option that labels every file of a new mount with linux.mountLabel (quoted: an
+/// MLS label has commas).
+pub(crate) fn context_option(label: &str) -> String {
+    format!("context=\"{label}\"")
+}
+
+/// Label the file behind `fd` (an O_PATH fd, so through its /proc/self/fd link).
+fn set_selinux_label(fd: &OwnedFd, label: &str) -> nix::Result<()> {
+    let path = std::ffi::CString::new(paths::fd_path(fd)).map_err(|_| nix::Error::EINVAL)?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the value's length is its own.
+    let r = unsafe { libc::setxattr(path.as_ptr(), c"security.selinux".as_ptr(), label.as_ptr().cast(), label.len(), 0) };
+    nix::Error::result(r).map(drop)
 }
 
 /// Apply the propagation changes and recursive attributes of `o` to the mount at `target`.

@@ -1,17 +1,15 @@
 //! Linux security modules: `process.apparmorProfile`, `process.selinuxLabel` and
 //! `linux.mountLabel`. A label the host cannot enforce is an error, as in runc: dropping it would
-//! run the container unconfined. The exec label is written through the runtime's own procfs,
-//! opened before the process enters the container and checked to be procfs (CVE-2019-16884,
-//! CVE-2023-28642).
+//! run the container unconfined. The exec label is written through the runtime's own procfs
+//! ([`crate::procfs`]), never through the container's /proc (CVE-2019-16884, CVE-2023-28642,
+//! CVE-2025-52881).
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 
-use nix::fcntl::{open, openat, OFlag};
-use nix::sys::stat::Mode;
-use nix::sys::statfs::{fstatfs, statfs, PROC_SUPER_MAGIC, SELINUX_MAGIC};
+use nix::sys::statfs::{statfs, SELINUX_MAGIC};
 use oci_spec::runtime::{Linux, Process};
 
-use crate::{Context, Error, Result};
+use crate::{procfs, Error, Result};
 
 fn apparmor_enabled() -> bool {
     std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
@@ -37,52 +35,53 @@ pub fn validate(process: &Process, linux: Option<&Linux>) -> Result<()> {
     if let Some(l) = selinux_label(process).filter(|_| !selinux_enabled()) {
         return Err(Error::config(format_args!("process.selinuxLabel {l:?}: SELinux is not enabled on this host")));
     }
-    if let Some(l) = linux.and_then(|l| l.mount_label().as_deref()).filter(|l| !l.is_empty()) {
-        let why = if selinux_enabled() { "mount labels are not supported yet" } else { "SELinux is not enabled on this host" };
-        return Err(Error::config(format_args!("linux.mountLabel {l:?}: {why}")));
+    if let Some(l) = linux.and_then(configured_mount_label).filter(|l| l.contains('"')) {
+        return Err(Error::config(format_args!("linux.mountLabel {l:?}: must not contain '\"' (it goes in context=\"...\")")));
     }
     Ok(())
 }
 
-/// The runtime's /proc, opened before the process is created, when it has a label to set.
-pub fn open_procfs(process: &Process) -> Result<Option<OwnedFd>> {
-    if apparmor_profile(process).is_none() && selinux_label(process).is_none() {
-        return Ok(None);
-    }
-    let fd = open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open /proc")?;
-    verify_procfs(fd.as_fd(), "/proc")?;
-    Ok(Some(fd))
+fn configured_mount_label(linux: &Linux) -> Option<&str> {
+    linux.mount_label().as_deref().filter(|l| !l.is_empty())
 }
 
-fn verify_procfs(fd: BorrowedFd, what: &str) -> Result<()> {
-    let fs = fstatfs(fd).ctx(|| format!("statfs {what}"))?;
-    if fs.filesystem_type() != PROC_SUPER_MAGIC {
-        return Err(Error::Init(format!("{what}: not on procfs (type {:#x})", fs.filesystem_type().0)));
+/// linux.mountLabel, to apply (see [`crate::rootfs`]) when SELinux is enabled. Without SELinux,
+/// runc and crun both ignore it silently, and so does berth: unlike a process label, which is
+/// refused there because the process would run unconfined, a mount label only matters to an
+/// SELinux policy, and Docker and Podman hand one to every container on any host.
+pub fn mount_label(linux: &Linux) -> Option<&str> {
+    let label = configured_mount_label(linux)?;
+    if !selinux_enabled() {
+        tracing::debug!("linux.mountLabel {label:?}: ignored, SELinux is not enabled");
+        return None;
     }
-    Ok(())
+    Some(label)
 }
 
-/// Set the labels the next execve takes on, in the calling process.
+/// Whether the process has a label to set: then [`apply`] needs the runtime's procfs.
+pub fn has_labels(process: &Process) -> bool {
+    apparmor_profile(process).is_some() || selinux_label(process).is_some()
+}
+
+/// Set the labels the next execve takes on, in the calling process, through `procfs` (see
+/// [`crate::procfs`]; present when [`has_labels`]).
 pub fn apply(process: &Process, procfs: Option<BorrowedFd>) -> Result<()> {
-    let Some(procfs) = procfs else { return Ok(()) };
+    if !has_labels(process) {
+        return Ok(());
+    }
+    let procfs = procfs.ok_or_else(|| Error::Init("process labels: no procfs to write them through".into()))?;
+    let attr = |name: &str, value: &[u8]| procfs::write(procfs, &format!("thread-self/attr/{name}"), value);
     if let Some(profile) = apparmor_profile(process) {
         // attr/apparmor/exec since Linux 5.8 (stackable LSMs); attr/exec before.
-        let write = |attr| write_attr(procfs, attr, format!("exec {profile}").as_bytes());
-        write("apparmor/exec").or_else(|e| if e.errno() == Some(nix::Error::ENOENT) { write("exec") } else { Err(e) })
+        let value = format!("exec {profile}");
+        attr("apparmor/exec", value.as_bytes())
+            .or_else(|e| if e.errno() == Some(nix::Error::ENOENT) { attr("exec", value.as_bytes()) } else { Err(e) })
             .map_err(|e| Error::Init(format!("process.apparmorProfile {profile:?}: {e}")))?;
     }
     if let Some(label) = selinux_label(process) {
-        write_attr(procfs, "exec", label.as_bytes()).map_err(|e| Error::Init(format!("process.selinuxLabel {label:?}: {e}")))?;
+        attr("exec", label.as_bytes()).map_err(|e| Error::Init(format!("process.selinuxLabel {label:?}: {e}")))?;
     }
     Ok(())
-}
-
-fn write_attr(procfs: BorrowedFd, attr: &str, value: &[u8]) -> Result<()> {
-    let path = format!("thread-self/attr/{attr}");
-    let fd = openat(procfs, path.as_str(), OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open /proc/{path}"))?;
-    verify_procfs(fd.as_fd(), &path)?;
-    nix::unistd::write(&fd, value).map(drop).ctx(|| format!("write /proc/{path}"))
 }
 
 #[cfg(test)]
@@ -90,12 +89,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn procfs_is_verified() {
-        let proc_file = open("/proc/self/stat", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
-        verify_procfs(proc_file.as_fd(), "/proc/self/stat").unwrap();
-        let other = open("/", OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).unwrap();
-        let e = verify_procfs(other.as_fd(), "/").unwrap_err().to_string();
-        assert!(e.contains("not on procfs"), "{e}");
+    fn mount_label_only_with_selinux() {
+        let mut linux = Linux::default();
+        linux.set_mount_label(Some("system_u:object_r:container_file_t:s0:c1,c2".into()));
+        assert!(validate(&Process::default(), Some(&linux)).is_ok());
+        assert_eq!(mount_label(&linux).is_some(), selinux_enabled(), "ignored without SELinux");
+        linux.set_mount_label(Some("a\",b".into()));
+        let e = validate(&Process::default(), Some(&linux)).unwrap_err().to_string();
+        assert!(e.contains("linux.mountLabel"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The runc CVE classes, each written as the attack itself. A runtime passes when the attack
 //! gets nowhere: the operation fails cleanly, or succeeds without the harm.
 
+use super::apparmor::{self, confined_by};
+use super::lifecycle::pid_of;
 use super::Test;
 use crate::harness::Ctx;
 use crate::report::Report;
@@ -19,6 +21,10 @@ pub const TESTS: &[Test] = &[
     ("attack/mount-symlink-race", mount_symlink_race),
     ("attack/mask-with-fake-dev-null", mask_with_fake_dev_null),
     ("attack/no-inheritable-by-default", no_inheritable_by_default),
+    ("attack/apparmor-label-on-tmpfs-proc", |c| label_through_fake_proc(c, false)),
+    ("attack/apparmor-label-symlinked-proc", |c| label_through_fake_proc(c, true)),
+    ("attack/sysctl-over-bind-mount", sysctl_over_bind_mount),
+    ("attack/sysctl-through-symlinked-proc", sysctl_through_symlinked_proc),
 ];
 
 /// CVE-2019-5736: while `exec` enters the container, a container process opens the runtime's
@@ -154,5 +160,99 @@ fn no_inheritable_by_default(ctx: &mut Ctx) -> Result<()> {
         &[],
     )?;
     ensure!(u64::from_str_radix(r.status("CapInh"), 16)? == 0, "CapInh {}", r.status("CapInh"));
+    Ok(())
+}
+
+/// CVE-2019-16884 (tmpfs at /proc) and CVE-2023-28642 (the same with /proc a symlink in the
+/// rootfs, which hid it from runc's check): the container's /proc is not procfs, so a label
+/// written through it would go nowhere and the process would run unconfined. Safe outcomes: the
+/// runtime refuses, or the process runs confined (read by us, through the real /proc). No masked
+/// or read-only paths: a runtime that reaches mounts through /proc/self/fd would fail on them
+/// before it gets to the label.
+fn label_through_fake_proc(ctx: &mut Ctx, symlinked: bool) -> Result<()> {
+    let profile = apparmor::profile(ctx)?;
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sleep", "300"]);
+        v["process"]["apparmorProfile"] = json!(profile);
+        no_masked_or_readonly_paths(v);
+        let mounts = v["mounts"].as_array_mut().expect("mounts");
+        for m in mounts.iter_mut().filter(|m| m["destination"] == "/proc") {
+            *m = json!({ "destination": "/proc", "type": "tmpfs", "source": "tmpfs" });
+        }
+    })?;
+    if symlinked {
+        fake_proc_link(&b.rootfs())?;
+    }
+    if !ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?.success() {
+        return Ok(());
+    }
+    let pid = pid_of(&ctx.wait_status(&b.id, "running")?)?;
+    let label = ["apparmor/current", "current"]
+        .iter()
+        .find_map(|a| fs::read_to_string(format!("/proc/{pid}/attr/{a}")).ok())
+        .context("reading the container process's label")?;
+    let label = label.trim_end_matches(['\n', '\0']);
+    ensure!(confined_by(label, profile), "the container runs as {label:?}, not confined by {profile}");
+    Ok(())
+}
+
+/// Replace the rootfs's /proc with a symlink to a directory `/fakeproc` (returned).
+fn fake_proc_link(rootfs: &Path) -> Result<std::path::PathBuf> {
+    fs::remove_dir(rootfs.join("proc"))?;
+    symlink("/fakeproc", rootfs.join("proc"))?;
+    let fake = rootfs.join("fakeproc");
+    fs::create_dir_all(&fake)?;
+    Ok(fake)
+}
+
+/// The sysctl of the next two tests (IPC-namespaced, so every runtime accepts it).
+const SYSCTL: (&str, &str) = ("fs.mqueue.msg_max", "13");
+
+/// CVE-2025-52881, bind-mount form: a file of the container's choosing bound over the sysctl's
+/// /proc/sys file. The runtime may refuse the mount or write the real sysctl; the bound file
+/// must not change.
+fn sysctl_over_bind_mount(ctx: &mut Ctx) -> Result<()> {
+    let decoy = ctx.dir.join("decoy");
+    fs::write(&decoy, "untouched\n")?;
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["true"]);
+        v["linux"]["sysctl"] = json!({ SYSCTL.0: SYSCTL.1 });
+        let dest = format!("/proc/sys/{}", SYSCTL.0.replace('.', "/"));
+        let mounts = v["mounts"].as_array_mut().expect("mounts");
+        mounts.push(json!({ "destination": dest, "type": "bind", "source": decoy, "options": ["bind"] }));
+    })?;
+    let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+    untouched(&decoy)
+}
+
+/// CVE-2025-52881, symlink form: the rootfs's /proc is a symlink to a directory whose
+/// `sys/fs/mqueue/msg_max` is a symlink to a file of the container's, and the config mounts no
+/// procfs there. A runtime writing the sysctl through the container's /proc writes that file.
+fn sysctl_through_symlinked_proc(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["true"]);
+        v["linux"]["sysctl"] = json!({ SYSCTL.0: SYSCTL.1 });
+        v["mounts"].as_array_mut().expect("mounts").retain(|m| m["destination"] != "/proc");
+        no_masked_or_readonly_paths(v);
+    })?;
+    let fake = fake_proc_link(&b.rootfs())?;
+    let key = fake.join("sys").join(SYSCTL.0.replace('.', "/"));
+    fs::create_dir_all(key.parent().context("sysctl path")?)?;
+    symlink("/victim", &key)?;
+    let victim = b.rootfs().join("victim");
+    fs::write(&victim, "untouched\n")?;
+    let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
+    untouched(&victim)
+}
+
+fn no_masked_or_readonly_paths(config: &mut Value) {
+    for paths in ["maskedPaths", "readonlyPaths"] {
+        config["linux"][paths] = json!([]);
+    }
+}
+
+fn untouched(file: &Path) -> Result<()> {
+    let now = fs::read_to_string(file)?;
+    ensure!(now == "untouched\n", "the sysctl's value went to {}: it now holds {now:?}", file.display());
     Ok(())
 }

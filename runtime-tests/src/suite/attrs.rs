@@ -3,6 +3,7 @@
 //! host that cannot honour them. Each is checked from inside; bad values must fail `create`,
 //! with an error that names the field, and leave nothing behind.
 
+use super::errors::create_fails_naming;
 use super::{skip, Test};
 use crate::harness::Ctx;
 use crate::report::Report;
@@ -26,6 +27,7 @@ pub const TESTS: &[Test] = &[
             v["process"]["scheduler"] = json!({ "policy": "SCHED_ISO" })
         })
     }),
+    ("attrs/scheduler-fifo", scheduler_fifo),
     ("attrs/io-priority", io_priority),
     ("attrs/exec-scheduler-io-priority", exec_scheduler_io_priority),
     ("attrs/exec-cpu-affinity", exec_cpu_affinity),
@@ -76,20 +78,6 @@ pub const TESTS: &[Test] = &[
     }),
 ];
 
-/// `create` of the base config edited by `edit` must fail, say `field` (case-insensitively)
-/// on stderr, and leave no state and no cgroup.
-fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
-    let b = ctx.bundle(edit)?;
-    ctx.track(&b.id);
-    let out = ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.failed()?;
-    ensure!(
-        out.stderr.to_lowercase().contains(&field.to_lowercase()),
-        "the error does not name {field}: {}",
-        out.stderr.trim()
-    );
-    ctx.assert_nothing_left(&b.id, &b.cgroup)
-}
-
 fn no_apparmor() -> Result<()> {
     let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
     if enabled.is_ok_and(|s| s.starts_with('Y')) {
@@ -125,6 +113,39 @@ fn scheduler_batch_nice(ctx: &mut Ctx) -> Result<()> {
         "sched_getattr: {s}, want policy {SCHED_BATCH} nice 7"
     );
     Ok(())
+}
+
+/// SCHED_FIFO with a priority, seen from inside. Where the container's cgroup has no real-time
+/// budget (RT group scheduling, v1 `cpu.rt_runtime_us`: a new cgroup gets 0) the kernel refuses
+/// the policy, and create must fail naming the field instead.
+fn scheduler_fifo(ctx: &mut Ctx) -> Result<()> {
+    let fifo = json!({ "policy": "SCHED_FIFO", "priority": 10 });
+    if crate::harness::hierarchies().iter().any(|h| h.join("cpu.rt_runtime_us").exists()) {
+        return create_fails_naming(ctx, "scheduler", |v| v["process"]["scheduler"] = fifo);
+    }
+    if let Err(e) = fifo_allowed() {
+        return Err(skip(format!("this host refuses SCHED_FIFO to the test itself: {e}")));
+    }
+    let r = ctx.check(|v| v["process"]["scheduler"] = fifo, &[])?;
+    const SCHED_FIFO: u64 = 1;
+    let s = r.get("sched");
+    ensure!(s["policy"] == SCHED_FIFO && s["priority"] == 10, "sched_getattr: {s}, want policy {SCHED_FIFO} priority 10");
+    Ok(())
+}
+
+/// Whether a thread of ours may switch to SCHED_FIFO (it exits right after).
+fn fifo_allowed() -> std::io::Result<()> {
+    std::thread::spawn(|| {
+        let param = libc::sched_param { sched_priority: 10 };
+        // SAFETY: pid 0 is the calling thread; param is a valid sched_param.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("probe thread panicked")))
 }
 
 fn io_priority(ctx: &mut Ctx) -> Result<()> {

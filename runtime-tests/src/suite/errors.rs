@@ -2,8 +2,8 @@
 
 use super::Test;
 use crate::harness::{base_config, Bundle, Ctx};
-use anyhow::Result;
-use serde_json::json;
+use anyhow::{ensure, Result};
+use serde_json::{json, Value};
 use std::fs;
 
 pub const TESTS: &[Test] = &[
@@ -40,6 +40,12 @@ pub const TESTS: &[Test] = &[
             c.bundle(|v| v["hooks"] = json!({ "createRuntime": [{ "path": "/no/such/hook" }] }))?;
         create_fails(c, &b, &b.id)
     }),
+    // The spec: a capability name the runtime cannot map MUST be an error.
+    ("create-error/unknown-capability", |c| {
+        create_fails_naming(c, "CAP_NO_SUCH_THING", |v| {
+            v["process"]["capabilities"]["bounding"].as_array_mut().expect("bounding").push(json!("CAP_NO_SUCH_THING"))
+        })
+    }),
     ("create-error/invalid-namespace-path", |c| {
         let b = c.bundle(|v| {
             v["linux"]["namespaces"][1] = json!({ "type": "network", "path": "/no/such/ns" })
@@ -50,7 +56,21 @@ pub const TESTS: &[Test] = &[
 
 /// `create` of bundle `b` as `id` must exit non-zero and leave no state and no cgroup.
 pub fn create_fails(ctx: &mut Ctx, b: &Bundle, id: &str) -> Result<()> {
+    create_refused(ctx, b, id).map(drop)
+}
+
+/// As [`create_fails`], and stderr must say `field` (case-insensitively).
+pub fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
+    let b = ctx.bundle(edit)?;
+    let stderr = create_refused(ctx, &b, &b.id)?;
+    ensure!(stderr.to_lowercase().contains(&field.to_lowercase()), "the error does not name {field}: {}", stderr.trim());
+    Ok(())
+}
+
+/// The stderr of a `create` that failed and left nothing behind.
+fn create_refused(ctx: &mut Ctx, b: &Bundle, id: &str) -> Result<String> {
     ctx.track(id);
-    ctx.rt(&["create", "--bundle", b.dir_str(), id])?.failed()?;
-    ctx.assert_nothing_left(id, &b.cgroup)
+    let out = ctx.rt(&["create", "--bundle", b.dir_str(), id])?.failed()?;
+    ctx.assert_nothing_left(id, &b.cgroup)?;
+    Ok(out.stderr)
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+mod apparmor;
 mod attacks;
 mod cgroups;
 mod attrs;
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Test> {
         attacks::TESTS,
         cgroups::TESTS,
         attrs::TESTS,
+        apparmor::TESTS,
     ]
     .concat()
 }

@@ -1,7 +1,7 @@
 //! linux.seccomp: actions, errnoRet, argument filters, the runtime's own last syscalls, the
 //! capabilities left after a load without noNewPrivileges, the notify listener, bad profiles.
 
-use super::errors::create_fails;
+use super::errors::create_fails_naming;
 use super::Test;
 use crate::harness::Ctx;
 use crate::runtime::Out;
@@ -32,10 +32,9 @@ pub const TESTS: &[Test] = &[
         bad(c, json!({ "names": ["uname"], "action": "SCMP_ACT_ERRNO", "errnoRet": 70000 }))
     }),
     ("seccomp/bad-arch", |c| {
-        let b = c.bundle(|v| {
+        create_fails_naming(c, "seccomp", |v| {
             v["linux"]["seccomp"] = json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_VAX"] })
-        })?;
-        create_fails(c, &b, &b.id)
+        })
     }),
 ];
 
@@ -144,7 +143,7 @@ fn exec_gets_the_filter(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// A profile with `rule` must fail create, naming seccomp, and leave nothing behind.
 fn bad(ctx: &mut Ctx, rule: Value) -> Result<()> {
-    let b = ctx.bundle(|v| v["linux"]["seccomp"] = allow_but(json!([rule])))?;
-    create_fails(ctx, &b, &b.id)
+    create_fails_naming(ctx, "seccomp", |v| v["linux"]["seccomp"] = allow_but(json!([rule])))
 }
