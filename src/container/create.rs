@@ -118,7 +118,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
     };
-    let first = process::spawn_init(&args, child_chan)?;
+    let first = process::spawn_init(&args, &chan, child_chan)?;
     undo.pids.push(first);
     cgroup.add(first)?;
     if let Some(adj) = process.oom_score_adj() {

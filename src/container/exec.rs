@@ -78,18 +78,20 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         state: &state_json,
         procfs: procfs.as_ref().map(|p| p.as_fd()),
     };
-    let first = process::spawn_enter(&args, &ns, &linux, child_chan)?;
+    let first = process::spawn_enter(&args, &ns, &linux, &chan, child_chan)?;
     // The first child waits for "go", so the initial affinity holds for all its setup.
     let started = process::sched::set_initial_affinity(&opts.process, first)
         .and_then(|()| state.cgroup.add_to(first, &opts.sub_cgroups))
         .and_then(|()| {
             process::drive(first, &chan, &linux, &ns, None, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
         });
+    // Closed either way: that ends a child still waiting on it, and lets a failure after "ready"
+    // (a refused execve) reach the process's stderr rather than the channel.
+    drop(chan);
     let pid = match started {
         Ok(pid) => pid,
         Err(e) => {
-            // Closing the channel ends a child waiting on it; the intermediate one is killed.
-            drop(chan);
+            // The intermediate process, if any, is killed.
             let _ = kill(first, Signal::SIGKILL);
             while nix::sys::wait::wait().is_ok() {}
             return Err(e);

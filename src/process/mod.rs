@@ -65,18 +65,23 @@ struct Spawn<'a> {
     close_fds: &'a [RawFd],
     /// For the time offsets of a new time namespace.
     procfs: Option<BorrowedFd<'a>>,
+    /// The runtime's end of the channel: closed in the child, so that once the runtime has
+    /// closed it too, a failure reported after "ready" (a refused execve) finds nobody
+    /// listening and goes to the process's stderr instead of vanishing into the channel.
+    peer: RawFd,
 }
 
 /// Start the container init (see [`init`]); returns the first child's pid, for [`drive`].
-pub fn spawn_init(args: &InitArgs, chan: Channel) -> Result<Pid> {
+/// `parent` and `chan` are the two ends of [`sync::pair`]; the child gets `chan`.
+pub fn spawn_init(args: &InitArgs, parent: &Channel, chan: Channel) -> Result<Pid> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
-    let sp = Spawn { ns: args.ns, linux, close_fds: args.close_fds, procfs: Some(args.procfs) };
+    let sp = Spawn { ns: args.ns, linux, close_fds: args.close_fds, procfs: Some(args.procfs), peer: parent.raw() };
     spawn(&sp, chan, |c| init::run(args, c))
 }
 
 /// Start a process in the namespaces of a running container (`ns` joins them all).
-pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, chan: Channel) -> Result<Pid> {
-    spawn(&Spawn { ns, linux, close_fds: &[], procfs: None }, chan, |c| enter::run(args, c))
+pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, parent: &Channel, chan: Channel) -> Result<Pid> {
+    spawn(&Spawn { ns, linux, close_fds: &[], procfs: None, peer: parent.raw() }, chan, |c| enter::run(args, c))
 }
 
 /// Clone the first child. It runs `body` itself when one clone can make every namespace;
@@ -104,7 +109,7 @@ fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infall
 
 /// The common first part of a spawned process: namespaces, and the fork into pid/time ones.
 fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
-    for fd in sp.close_fds {
+    for fd in sp.close_fds.iter().chain([&sp.peer]) {
         let _ = nix::unistd::close(*fd);
     }
     // The runtime blocks signals to forward them; the container starts with none blocked.

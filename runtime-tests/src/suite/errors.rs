@@ -5,6 +5,7 @@ use crate::harness::{base_config, Bundle, Ctx};
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 pub const TESTS: &[Test] = &[
     ("create-error/malformed-json", |c| {
@@ -45,6 +46,17 @@ pub const TESTS: &[Test] = &[
         create_fails_naming(c, "CAP_NO_SUCH_THING", |v| {
             v["process"]["capabilities"]["bounding"].as_array_mut().expect("bounding").push(json!("CAP_NO_SUCH_THING"))
         })
+    }),
+    // The program passes every check the runtime can make, then execve fails after start
+    // (its interpreter is missing): the error must still reach the user.
+    ("run-error/exec-fails-after-start", |c| {
+        let b = c.bundle(|v| v["process"]["args"] = json!(["/bad-interpreter"]))?;
+        let script = b.rootfs().join("bad-interpreter");
+        fs::write(&script, "#!/no/such/interpreter\n")?;
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
+        let out = c.rt(&["run", "--bundle", b.dir_str(), &b.id])?.failed()?;
+        ensure!(out.stderr.contains("/bad-interpreter"), "the error does not name the program: {}", out.stderr.trim());
+        Ok(())
     }),
     ("create-error/invalid-namespace-path", |c| {
         let b = c.bundle(|v| {
