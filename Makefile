@@ -24,9 +24,10 @@ deps:
 	@$(call install_missing,$(DEB_PACKAGES))
 
 # apparmor ships apparmor_parser, which hack/vm-test copies into the VM (AppArmor is on in its
-# kernel): the suite's apparmor tests load their profile with it.
+# kernel): the suite's apparmor tests load their profile with it. checkpolicy compiles the
+# SELinux test policy for VM_SELINUX=1 boots.
 vm-deps:
-	@$(call install_missing,apparmor)
+	@$(call install_missing,apparmor checkpolicy)
 
 build: deps
 	$(CARGO) build --release --bin berth -p berth
@@ -57,11 +58,13 @@ VM_TIMEOUT_SCALE ?= 10
 vm_conformance = hack/vm-test env RUNTIME_TESTS_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE) \
 	$(abspath $(RUNNER)) --runtime $(1) --checker $(abspath $(CHECKER)) $(if $(VM_FILTER),--filter '$(VM_FILTER)')
 
-# Both halves run even if the first fails; the target fails if either did.
+# Every part runs even if one fails; the target fails if any did. The VM boots with AppArmor;
+# the third run boots it with SELinux for the suite's selinux/ tests only.
 vm-test: build vm-deps
 	status=0; \
 	$(call vm_conformance,$(abspath $(BERTH))) || status=1; \
 	CARGO=$(CARGO) hack/vm/cargo-tests || status=1; \
+	VM_SELINUX=1 $(call vm_conformance,$(abspath $(BERTH))) --filter selinux || status=1; \
 	exit $$status
 
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the

@@ -66,6 +66,22 @@ impl Report {
 
     /// The mount at `path` that is visible (the last one mounted there).
     pub fn mount(&self, path: &str) -> Result<Mount> {
+        let line = self.mount_line(path)?;
+        let parse = || {
+            let (left, right) = line.split_once(" - ")?;
+            let f: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(Mount {
+                options: f.get(5)?.split(',').map(String::from).collect(),
+                fstype: r.first()?.to_string(),
+                super_options: r.get(2)?.split(',').map(String::from).collect(),
+            })
+        };
+        parse().with_context(|| format!("malformed mountinfo line {line:?}"))
+    }
+
+    /// The mountinfo line of the visible mount at `path`.
+    pub fn mount_line(&self, path: &str) -> Result<&str> {
         let lines = self.0["mountinfo"]
             .as_array()
             .context("no mountinfo in report")?;
@@ -73,19 +89,7 @@ impl Report {
             .iter()
             .rev()
             .filter_map(Value::as_str)
-            .find_map(|l| {
-                let (left, right) = l.split_once(" - ")?;
-                let f: Vec<&str> = left.split(' ').collect();
-                let r: Vec<&str> = right.split(' ').collect();
-                if f.get(4) != Some(&path) {
-                    return None;
-                }
-                Some(Mount {
-                    options: f.get(5)?.split(',').map(String::from).collect(),
-                    fstype: r.first()?.to_string(),
-                    super_options: r.get(2)?.split(',').map(String::from).collect(),
-                })
-            })
+            .find(|l| l.split(' ').nth(4) == Some(path))
             .with_context(|| format!("nothing mounted at {path}"))
     }
 }

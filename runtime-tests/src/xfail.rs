@@ -146,6 +146,16 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "attack/sysctl-through-symlinked-proc",
         "runc 1.1.5 writes sysctls through the container's /proc/sys, following its symlinks (CVE-2025-52881, fixed in runc 1.2.8)",
     ),
+    (
+        "runc",
+        "selinux/mount-label-without-selinux",
+        "runc 1.1.5 passes context= to the kernel without SELinux: the mount fails (EINVAL) with an error naming the mount's data, not the field",
+    ),
+    (
+        "runc",
+        "selinux/invalid-label",
+        "runc 1.1.5 refuses a label the policy does not know, but its error names /proc/self/attr/keycreate, not the field",
+    ),
     // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts): make vm-conformance RUNTIME=crun.
     ("crun", "features/namespaces", "crun 1.8 has no features command"),
     ("crun", "features/mount-options", "crun 1.8 has no features command"),
@@ -186,6 +196,16 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "crun",
         "apparmor/missing-profile",
         "crun 1.8 refuses a profile that is not loaded, but its error names /proc/thread-self/attr/exec, not the field",
+    ),
+    (
+        "crun",
+        "selinux/invalid-label",
+        "crun 1.8 refuses a label the policy does not know, but its error names /proc/self/attr/keycreate, not the field",
+    ),
+    (
+        "crun",
+        "selinux/empty-mount-label",
+        "crun 1.8 turns an empty linux.mountLabel into context=\"\" where SELinux is enabled: the kernel refuses the mount",
     ),
     ("crun", "attrs/intel-rdt-unavailable", "crun 1.8 accepts linux.intelRdt on a host without resctrl"),
     ("crun", "attrs/net-devices-missing-device", "crun 1.8 predates linux.netDevices (runtime-spec 1.3)"),

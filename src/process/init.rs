@@ -26,6 +26,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     nix::unistd::setsid().ctx(|| "setsid")?;
     if !args.no_new_keyring {
+        lsm::set_key_label(process, args.procfs)?;
         let name = CString::new(format!("_ses.{}", args.id)).expect("id has no NUL");
         // Kernels without keyrings, or with a keyring quota reached, still run containers.
         if let Err(e) = syscall::join_session_keyring(&name) {

@@ -30,9 +30,9 @@ pub struct Options<'a> {
     pub no_pivot: bool,
     /// In a new user namespace: devices are bind-mounted from the host instead of created.
     pub new_userns: bool,
-    /// linux.mountLabel where SELinux is enabled ([`crate::security::lsm::mount_label`]). As in
-    /// runc: the `context=` option of every new filesystem mount but proc, sysfs and cgroup2
-    /// (bind mounts keep their labels), and the label of the mqueue mount's root.
+    /// linux.mountLabel ([`crate::security::lsm::mount_label`]; create refuses it without
+    /// SELinux). As in runc: the `context=` option of every new filesystem mount but proc, sysfs
+    /// and cgroup2 (bind mounts keep their labels), and the label of the mqueue mount's root.
     pub mount_label: Option<&'a str>,
 }
 

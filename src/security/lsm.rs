@@ -35,32 +35,37 @@ pub fn validate(process: &Process, linux: Option<&Linux>) -> Result<()> {
     if let Some(l) = selinux_label(process).filter(|_| !selinux_enabled()) {
         return Err(Error::config(format_args!("process.selinuxLabel {l:?}: SELinux is not enabled on this host")));
     }
-    if let Some(l) = linux.and_then(configured_mount_label).filter(|l| l.contains('"')) {
-        return Err(Error::config(format_args!("linux.mountLabel {l:?}: must not contain '\"' (it goes in context=\"...\")")));
+    // Without SELinux, runc still adds context= and the kernel refuses the mount (EINVAL, the
+    // error naming the mount's data); crun drops the label. Refusing at once, naming the field,
+    // keeps runc's outcome with a clear error. Engines set no mount label on such hosts.
+    if let Some(l) = linux.and_then(mount_label) {
+        if l.contains('"') {
+            return Err(Error::config(format_args!("linux.mountLabel {l:?}: must not contain '\"' (it goes in context=\"...\")")));
+        }
+        if !selinux_enabled() {
+            return Err(Error::config(format_args!("linux.mountLabel {l:?}: SELinux is not enabled on this host")));
+        }
     }
     Ok(())
 }
 
-fn configured_mount_label(linux: &Linux) -> Option<&str> {
-    linux.mount_label().as_deref().filter(|l| !l.is_empty())
-}
-
-/// linux.mountLabel, to apply (see [`crate::rootfs`]) when SELinux is enabled. Without SELinux,
-/// runc and crun both ignore it silently, and so does berth: unlike a process label, which is
-/// refused there because the process would run unconfined, a mount label only matters to an
-/// SELinux policy, and Docker and Podman hand one to every container on any host.
+/// linux.mountLabel (validated: SELinux is enabled), for [`crate::rootfs`] to apply.
 pub fn mount_label(linux: &Linux) -> Option<&str> {
-    let label = configured_mount_label(linux)?;
-    if !selinux_enabled() {
-        tracing::debug!("linux.mountLabel {label:?}: ignored, SELinux is not enabled");
-        return None;
-    }
-    Some(label)
+    linux.mount_label().as_deref().filter(|l| !l.is_empty())
 }
 
 /// Whether the process has a label to set: then [`apply`] needs the runtime's procfs.
 pub fn has_labels(process: &Process) -> bool {
     apparmor_profile(process).is_some() || selinux_label(process).is_some()
+}
+
+/// With an SELinux label, the session keyring the init is about to make gets that label too, as
+/// in runc (a policy lets the container reach its own keyring). execve resets the
+/// key-creation label, so nothing is restored afterwards.
+pub fn set_key_label(process: &Process, procfs: BorrowedFd) -> Result<()> {
+    let Some(label) = selinux_label(process) else { return Ok(()) };
+    procfs::write(procfs, "thread-self/attr/keycreate", label.as_bytes())
+        .map_err(|e| Error::Init(format!("process.selinuxLabel {label:?}: {e}")))
 }
 
 /// Set the labels the next execve takes on, in the calling process, through `procfs` (see
@@ -89,11 +94,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mount_label_only_with_selinux() {
+    fn mount_label_needs_selinux() {
         let mut linux = Linux::default();
+        linux.set_mount_label(Some(String::new()));
+        assert!(validate(&Process::default(), Some(&linux)).is_ok(), "an empty label is no label");
         linux.set_mount_label(Some("system_u:object_r:container_file_t:s0:c1,c2".into()));
-        assert!(validate(&Process::default(), Some(&linux)).is_ok());
-        assert_eq!(mount_label(&linux).is_some(), selinux_enabled(), "ignored without SELinux");
+        assert_eq!(validate(&Process::default(), Some(&linux)).is_ok(), selinux_enabled());
         linux.set_mount_label(Some("a\",b".into()));
         let e = validate(&Process::default(), Some(&linux)).unwrap_err().to_string();
         assert!(e.contains("linux.mountLabel"), "{e}");

@@ -20,6 +20,7 @@ mod hooks;
 pub mod inside;
 pub mod lifecycle;
 mod seccomp;
+mod selinux;
 
 pub type Test = (&'static str, fn(&mut Ctx) -> Result<()>);
 
@@ -37,6 +38,7 @@ pub fn all() -> Vec<Test> {
         cgroups::TESTS,
         attrs::TESTS,
         apparmor::TESTS,
+        selinux::TESTS,
     ]
     .concat()
 }

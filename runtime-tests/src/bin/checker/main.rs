@@ -3,7 +3,8 @@
 //! runner compares the report with the config it generated, so the expectations
 //! live in one place. Must be linked statically (the rootfs has no libc).
 //!
-//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write or ls;
+//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write, ls or selinux
+//! (the path's security.selinux attribute);
 //! or /checker attack-exe DEV INO SECONDS (see `attack`).
 
 mod attack;
@@ -66,6 +67,7 @@ fn main() {
         "personality": syscall_value(libc::SYS_personality, 0xffff_ffff, 0),
         "affinity": affinity(),
         "mempolicy": mempolicy(),
+        "keyring_label": keyring_label(),
         "probes": probes,
     });
     let mut out = io::stdout().lock();
@@ -124,8 +126,31 @@ fn probe(arg: &str) -> Value {
             names.sort();
             Ok(json!(names))
         }),
+        "selinux" => selinux_label(path).map(|l| json!(l)),
         _ => return json!({ "error": format!("unknown probe kind {kind}") }),
     })
+}
+
+/// The LSM label of the session keyring (keyctl KEYCTL_GET_SECURITY), null when unreadable.
+fn keyring_label() -> Option<String> {
+    const KEYCTL_GET_SECURITY: libc::c_long = 17;
+    const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
+    let mut buf = [0u8; 256];
+    // SAFETY: buf is writable for the length passed.
+    let n = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_GET_SECURITY, KEY_SPEC_SESSION_KEYRING, buf.as_mut_ptr(), buf.len()) };
+    (n > 0).then(|| String::from_utf8_lossy(&buf[..(n as usize).min(buf.len())]).trim_end_matches('\0').to_string())
+}
+
+/// lgetxattr(path, "security.selinux"), without the trailing NUL.
+fn selinux_label(path: &str) -> io::Result<String> {
+    let path = std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let mut buf = [0u8; 256];
+    // SAFETY: both names are NUL-terminated; buf is writable for the length passed.
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), c"security.selinux".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(String::from_utf8_lossy(&buf[..n as usize]).trim_end_matches('\0').to_string())
 }
 
 /// Inode of each namespace: equal inodes (on the same nsfs) mean the same namespace.
