@@ -207,6 +207,7 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "selinux/empty-mount-label",
         "crun 1.8 turns an empty linux.mountLabel into context=\"\" where SELinux is enabled: the kernel refuses the mount",
     ),
+    ("crun", "selinux/mount-label-without-selinux", "crun 1.8 drops linux.mountLabel where SELinux is not enabled"),
     ("crun", "attrs/intel-rdt-unavailable", "crun 1.8 accepts linux.intelRdt on a host without resctrl"),
     ("crun", "attrs/net-devices-missing-device", "crun 1.8 predates linux.netDevices (runtime-spec 1.3)"),
 ];
