@@ -8,7 +8,11 @@ use crate::report::Report;
 use serde_json::{json, Value};
 use std::fs;
 
-pub const TESTS: &[Test] = &[("cgroups/limits-visible", limits_visible), ("cgroups/pids-limit-enforced", pids_limit_enforced)];
+pub const TESTS: &[Test] = &[
+    ("cgroups/limits-visible", limits_visible),
+    ("cgroups/pids-limit-enforced", pids_limit_enforced),
+    ("cgroups/zero-means-unset", zero_means_unset),
+];
 
 /// Each limit with the files that may show it (v1 layouts, then v2), and what they must read.
 const LIMITS: &[(&str, &[&str], &str)] = &[
@@ -61,5 +65,17 @@ fn pids_limit_enforced(ctx: &mut Ctx) -> Result<()> {
     })?;
     let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
     ensure!(out.stderr.contains("fork") || !out.stdout.contains("forked"), "6 forks under pids.limit 4 all worked: {}", out.describe());
+    Ok(())
+}
+
+/// What Docker sends for a container without limits: a share count and a blkio weight of 0
+/// leave the files alone (the kernel would refuse cpu.shares 0), as runc takes them.
+fn zero_means_unset(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| {
+        v["linux"]["resources"]["cpu"] = json!({ "shares": 0 });
+        v["linux"]["resources"]["blockIO"] = json!({ "weight": 0 });
+        v["linux"]["resources"]["memory"] = json!({ "disableOOMKiller": false });
+    })?;
+    ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
     Ok(())
 }

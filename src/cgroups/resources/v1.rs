@@ -131,7 +131,11 @@ fn current(dir: &Path, file: &str) -> Result<i64> {
 }
 
 fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Result<()> {
-    if let Some(shares) = c.shares() {
+    // A share count, period, quota or realtime value of 0 leaves the file alone, as runc takes
+    // it: Docker sends `"shares": 0` for a container without --cpu-shares.
+    let nonzero_u = |v: Option<u64>| v.filter(|v| *v != 0).map(|v| v.to_string());
+    let nonzero_i = |v: Option<i64>| v.filter(|v| *v != 0).map(|v| v.to_string());
+    if let Some(shares) = c.shares().filter(|s| *s != 0) {
         let d = dir("cpu", "cpu.shares")?;
         set("cpu.shares", d, "cpu.shares", shares)?;
         // The kernel clamps shares to 2..=262144 without an error; say so instead of running
@@ -146,16 +150,8 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
     }
     let cpu_fields = [
         // The period first: a quota is checked against the period in force.
-        (
-            "cpu.period",
-            "cpu.cfs_period_us",
-            c.period().map(|v| v.to_string()),
-        ),
-        (
-            "cpu.quota",
-            "cpu.cfs_quota_us",
-            c.quota().map(|v| v.to_string()),
-        ),
+        ("cpu.period", "cpu.cfs_period_us", nonzero_u(c.period())),
+        ("cpu.quota", "cpu.cfs_quota_us", nonzero_i(c.quota())),
         (
             "cpu.burst",
             "cpu.cfs_burst_us",
@@ -165,12 +161,12 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
         (
             "cpu.realtimePeriod",
             "cpu.rt_period_us",
-            c.realtime_period().map(|v| v.to_string()),
+            nonzero_u(c.realtime_period()),
         ),
         (
             "cpu.realtimeRuntime",
             "cpu.rt_runtime_us",
-            c.realtime_runtime().map(|v| v.to_string()),
+            nonzero_i(c.realtime_runtime()),
         ),
         ("cpu.idle", "cpu.idle", c.idle().map(|v| v.to_string())),
     ];
