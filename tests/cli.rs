@@ -53,3 +53,14 @@ fn features_is_valid_json_with_versions() {
     assert_eq!(v["ociVersionMax"], berth::state::OCI_VERSION);
     assert!(v["mountOptions"].as_array().is_some_and(|o| o.iter().any(|x| x == "rbind")));
 }
+
+/// Docker reads `--version` as runc's: "NAME version X" and "spec: Y" lines.
+#[test]
+fn version_reads_like_runcs() {
+    let out = berth(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(format!("berth version {}", env!("CARGO_PKG_VERSION")).as_str()), "{text}");
+    assert_eq!(lines.next(), Some(format!("spec: {}", berth::state::OCI_VERSION).as_str()), "{text}");
+}

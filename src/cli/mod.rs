@@ -13,6 +13,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--version`'s text after "berth ", in runc's layout (`runc version 1.1.5`, `spec: ...`,
+/// `libseccomp: ...`): Docker parses the "version" line for `docker info` and warns without it.
+pub fn version() -> String {
+    let mut text = format!("version {}\nspec: {}", env!("CARGO_PKG_VERSION"), berth::state::OCI_VERSION);
+    if let Ok(v) = libseccomp::ScmpVersion::current() {
+        text += &format!("\nlibseccomp: {v}");
+    }
+    text
+}
+
 #[derive(Args, Debug)]
 pub struct Global {
     /// Directory for the containers' state
