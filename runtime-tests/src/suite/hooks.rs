@@ -236,7 +236,9 @@ fn failing_poststart(ctx: &mut Ctx) -> Result<()> {
         created.failed()?;
         return ctx.assert_nothing_left(&b.id, &b.cgroup);
     }
-    let pid = ctx.state(&b.id)?["pid"].as_i64().context("no pid in state")?;
+    let pid = ctx.state(&b.id)?["pid"]
+        .as_i64()
+        .context("no pid in state")?;
     ctx.rt(&["start", &b.id])?.failed()?;
     wait_for(ctx, "the container's process to die", || process_gone(pid))?;
     ctx.wait_status(&b.id, "stopped")?;
