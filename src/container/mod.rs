@@ -79,7 +79,13 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     }
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     let oci = serde_json::to_string(&state.oci(Status::Running)).expect("state serialises");
-    hooks::run(HookKind::Poststart, state.hooks.as_ref(), &oci)
+    // A failed poststart hook stops the container, as runc does and runtime-spec now asks: left
+    // running, its caller (containerd's shim) would still think it created and refuse to delete it.
+    hooks::run(HookKind::Poststart, state.hooks.as_ref(), &oci).inspect_err(|_| {
+        if let Err(e) = stop(&state) {
+            tracing::warn!("{e}");
+        }
+    })
 }
 
 /// Send a signal to the init, or with `all` to every process of the container's cgroup.
@@ -122,12 +128,17 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 
 /// Kill every process of the container and remove its cgroup.
 fn destroy(state: &State) -> Result<()> {
+    stop(state)?;
+    state.cgroup.destroy()
+}
+
+/// Kill every process of the container and wait until its init is gone.
+fn stop(state: &State) -> Result<()> {
     if state.init_alive() {
         let _ = send_signal(state.init_pid(), Signal::SIGKILL);
     }
     state.cgroup.kill_all(Signal::SIGKILL)?;
-    wait_gone(state)?;
-    state.cgroup.destroy()
+    wait_gone(state)
 }
 
 fn wait_gone(state: &State) -> Result<()> {
