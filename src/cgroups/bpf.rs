@@ -129,8 +129,8 @@ pub(super) fn device_program(default_allow: bool, exceptions: &[Pattern]) -> Vec
         Insn::load_u32(MINOR, R1, 8),
     ];
     for e in exceptions {
-        // Each test jumps past the rest of the block when the pattern does not match; `fill`
-        // sets the distances once the block's length is known.
+        // Each test jumps past the rest of the block when the pattern does not match; the
+        // distances are set once the block's length is known.
         let mut block = vec![Insn::jump_imm(OP_JNE, TYPE, e.dev_type, 0)];
         if e.access & ACC_ALL != ACC_ALL {
             block.push(Insn::mov32_reg(R1, ACCESS));
@@ -149,9 +149,10 @@ pub(super) fn device_program(default_allow: bool, exceptions: &[Pattern]) -> Vec
             }
         }
         block.extend(Insn::verdict(!default_allow));
+        // Every conditional jump of the block goes to its end (the verdict's exit stays).
         let len = block.len();
         for (i, insn) in block.iter_mut().enumerate() {
-            if insn.code & 0x07 == CLASS_JMP && insn.code != CLASS_JMP | OP_EXIT {
+            if insn.code & 0x07 == CLASS_JMP && insn.code & 0xf0 != OP_EXIT {
                 insn.off = (len - i - 1) as i16;
             }
         }
