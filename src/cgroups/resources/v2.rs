@@ -114,8 +114,8 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> 
 /// linux.resources.devices with the default rules: v2 has no devices controller, the rules are
 /// enforced by an eBPF program attached to the cgroup (replacing the one of an earlier apply).
 /// The kernel lets only the initial user namespace attach one: inside another, a failure is a
-/// warning, as in runc and crun (such a container cannot mknod, and the host's device nodes it
-/// can reach are still checked against the user namespace's permissions).
+/// warning, as in runc and crun (such a container cannot mknod: it can only open the device
+/// nodes bound into it, as their owners and modes allow).
 fn devices(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
     let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), created)?;
     let program = devices::Policy::new(&rules)?.program();
