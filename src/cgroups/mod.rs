@@ -13,6 +13,7 @@
 //! linux.resources is checked by [`validate_resources`] and applied by [`Cgroup::apply`] (in
 //! `resources/`) right after [`Cgroup::create`].
 
+mod bpf;
 mod fs;
 mod layout;
 mod resources;

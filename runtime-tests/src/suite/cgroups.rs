@@ -12,6 +12,9 @@ pub const TESTS: &[Test] = &[
     ("cgroups/limits-visible", limits_visible),
     ("cgroups/pids-limit-enforced", pids_limit_enforced),
     ("cgroups/zero-means-unset", zero_means_unset),
+    ("cgroups/device-rules-enforced", device_rules_enforced),
+    ("cgroups/device-rules-allow-all-but-one", device_rules_allow_all_but_one),
+    ("cgroups/default-device-rules", default_device_rules),
 ];
 
 /// Each limit with the files that may show it (v1 layouts, then v2), and what they must read.
@@ -78,4 +81,94 @@ fn zero_means_unset(ctx: &mut Ctx) -> Result<()> {
     })?;
     ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
     Ok(())
+}
+const EPERM: i64 = 1;
+const ENXIO: i64 = 6;
+
+/// A node of the mem driver (major 1) at a minor with no device behind it: an open the device
+/// cgroup lets through fails with ENXIO, so EPERM can only come from the device rules. No
+/// runtime's default rules allow such a minor.
+fn mem_node(name: &str, minor: u32) -> Value {
+    json!({ "path": format!("/dev/rt-{name}"), "type": "c", "major": 1, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0 })
+}
+
+/// Run the checker with `probes` and check each one's errno (None: it must have worked).
+fn expect_errnos(ctx: &mut Ctx, edit: impl FnOnce(&mut Value), probes: &[(&str, Option<i64>)]) -> Result<()> {
+    let names: Vec<&str> = probes.iter().map(|(p, _)| *p).collect();
+    let r = ctx.check(edit, &names)?;
+    for (probe, want) in probes {
+        match want {
+            None => drop(r.probe(probe)?),
+            Some(errno) => {
+                let got = r.probe_errno(probe)?;
+                ensure!(got == *errno, "{probe}: errno {got}, want {errno}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deny all, then allow some nodes: the last rule that names a device decides for it, access
+/// letters included; the default rules still allow /dev/null.
+fn device_rules_enforced(ctx: &mut Ctx) -> Result<()> {
+    let nodes = [("denied", 200), ("allowed", 201), ("read-only", 202), ("taken-back", 203)];
+    expect_errnos(
+        ctx,
+        |v| {
+            v["linux"]["devices"] = nodes.iter().map(|(n, m)| mem_node(n, *m)).collect();
+            v["linux"]["resources"]["devices"] = json!([
+                { "allow": false, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 201, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 202, "access": "r" },
+                { "allow": true, "type": "c", "major": 1, "minor": 203, "access": "rwm" },
+                { "allow": false, "type": "c", "major": 1, "minor": 203, "access": "rwm" },
+            ]);
+        },
+        &[
+            ("open-rw:/dev/null", None),
+            ("open-r:/dev/rt-denied", Some(EPERM)),
+            ("open-rw:/dev/rt-allowed", Some(ENXIO)),
+            ("open-r:/dev/rt-read-only", Some(ENXIO)),
+            ("open-w:/dev/rt-read-only", Some(EPERM)),
+            ("open-r:/dev/rt-taken-back", Some(EPERM)),
+        ],
+    )
+}
+
+/// A first rule allowing everything makes "allow" the default; a later rule denies one device.
+fn device_rules_allow_all_but_one(ctx: &mut Ctx) -> Result<()> {
+    expect_errnos(
+        ctx,
+        |v| {
+            v["linux"]["devices"] = json!([mem_node("denied", 200), mem_node("other", 201)]);
+            v["linux"]["resources"]["devices"] = json!([
+                { "allow": true, "access": "rwm" },
+                // Not m: the runtime makes the node inside the container's cgroup.
+                { "allow": false, "type": "c", "major": 1, "minor": 200, "access": "rw" },
+            ]);
+        },
+        &[("open-r:/dev/rt-denied", Some(EPERM)), ("open-rw:/dev/rt-other", Some(ENXIO)), ("open-rw:/dev/null", None)],
+    )
+}
+
+/// No device rules at all: a container that may mknod can make any node, but open only the
+/// standard ones. /dev/kmsg (1:11) would open for writing without a capability.
+fn default_device_rules(ctx: &mut Ctx) -> Result<()> {
+    expect_errnos(
+        ctx,
+        |v| {
+            v["linux"]["resources"].as_object_mut().map(|r| r.remove("devices"));
+            for set in ["bounding", "effective", "permitted"] {
+                if let Some(caps) = v["process"]["capabilities"][set].as_array_mut() {
+                    caps.push(json!("CAP_MKNOD"));
+                }
+            }
+        },
+        &[
+            ("mknod:c:1:11:/dev/rt-kmsg", None),
+            ("open-w:/dev/rt-kmsg", Some(EPERM)),
+            ("mknod:c:1:3:/dev/rt-null", None),
+            ("open-rw:/dev/rt-null", None),
+        ],
+    )
 }

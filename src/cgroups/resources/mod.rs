@@ -38,10 +38,17 @@ impl Cgroup {
 
 /// Write `value` to `dir/file` on behalf of config field `field` (below linux.resources).
 fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
-    fs::write(&dir.join(file), &value.to_string()).map_err(|e| match e {
-        Error::Io { what, err } => Error::io(format!("linux.resources.{field}: {what}"), err),
+    fs::write(&dir.join(file), &value.to_string()).map_err(|e| for_field(field, e))
+}
+
+/// Prefix a failed system call or I/O with the config field (below linux.resources) it was for.
+fn for_field(field: &str, e: Error) -> Error {
+    let what = |what| format!("linux.resources.{field}: {what}");
+    match e {
+        Error::Io { what: w, err } => Error::io(what(w), err),
+        Error::Sys { what: w, errno } => Error::sys(what(w), errno),
         e => e,
-    })
+    }
 }
 
 /// A field this host cannot honour (its controller is not mounted or not enabled, or v2 lacks it).

@@ -283,23 +283,19 @@ fn network<'a>(r: &LinuxResources, dir: &impl Fn(&str, &str) -> Result<&'a Path>
 }
 
 /// Start from "nothing allowed", then apply each rule in order; a deny rule after an allow
-/// takes that allow back.
+/// takes that allow back. A list v2 refuses is refused here too, though v1 would silently
+/// ignore the offending rule.
 fn devices_rules(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
     let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), created)?;
+    devices::Policy::new(&rules)?;
     set("devices", dir, "devices.deny", "a")?;
-    let from_config = r.devices().as_ref().map_or(0, Vec::len);
-    for (i, rule) in rules.iter().enumerate() {
+    for rule in &rules {
         let file = if rule.allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        let field = if i < from_config {
-            format!("devices[{i}]")
-        } else {
-            "devices (a default rule)".into()
-        };
-        set(&field, dir, file, rule.line())?;
+        set(&rule.field, dir, file, rule.line())?;
     }
     Ok(())
 }
