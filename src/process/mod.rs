@@ -81,7 +81,8 @@ pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, chan: Channel) ->
 /// otherwise it joins/unshares and forks the process that does (see [`Plan::single_clone`]).
 /// Returns the first child's pid; the parent then drives [`Msg`]s through `chan`.
 fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infallible>) -> Result<Pid> {
-    let flags = if sp.ns.single_clone() { sp.ns.new } else { CloneFlags::empty() };
+    // The cgroup namespace is unshared after "go" (see child()).
+    let flags = if sp.ns.single_clone() { sp.ns.new - CloneFlags::CLONE_NEWCGROUP } else { CloneFlags::empty() };
     match clone_fork(flags).ctx(|| "clone container process")? {
         Some(pid) => Ok(pid),
         None => {
@@ -118,6 +119,11 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     expect_go(chan)?;
     let ns = sp.ns;
+    // A cgroup namespace is rooted at its creator's cgroup: it is made only now that the parent
+    // has put us in the container's cgroup, so the container sees that cgroup as its root.
+    if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace")?;
+    }
     if !ns.single_clone() {
         namespaces::join(ns)?;
         let unshare = ns.new - CloneFlags::CLONE_NEWPID;

@@ -15,6 +15,7 @@ pub const TESTS: &[Test] = &[
     ("cgroups/device-rules-enforced", device_rules_enforced),
     ("cgroups/device-rules-allow-all-but-one", device_rules_allow_all_but_one),
     ("cgroups/default-device-rules", default_device_rules),
+    ("cgroups/namespace", namespace),
 ];
 
 /// Each limit with the files that may show it (v1 layouts, then v2), and what they must read.
@@ -171,4 +172,26 @@ fn default_device_rules(ctx: &mut Ctx) -> Result<()> {
             ("open-rw:/dev/rt-null", None),
         ],
     )
+}
+
+/// A new cgroup namespace is rooted at the container's cgroup: /proc/self/cgroup reads `/` in
+/// every hierarchy, and /sys/fs/cgroup shows the container's own files (its pids limit).
+fn namespace(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| {
+            v["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({ "type": "cgroup" }));
+            v["linux"]["resources"]["pids"] = json!({ "limit": 64 });
+        },
+        &["read:/sys/fs/cgroup/pids/pids.max", "read:/sys/fs/cgroup/pids.max"],
+    )?;
+    let text = r.str("cgroup");
+    ensure!(!text.is_empty(), "no /proc/self/cgroup");
+    for line in text.lines() {
+        ensure!(line.splitn(3, ':').nth(2) == Some("/"), "cgroup line {line:?} is not the namespace's root");
+    }
+    let limit = ["read:/sys/fs/cgroup/pids/pids.max", "read:/sys/fs/cgroup/pids.max"]
+        .iter()
+        .find_map(|p| r.probe(p).ok().and_then(Value::as_str).map(str::trim).map(String::from));
+    ensure!(limit.as_deref() == Some("64"), "/sys/fs/cgroup shows pids.max {limit:?}, want the container's 64");
+    Ok(())
 }
