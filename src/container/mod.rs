@@ -88,7 +88,8 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     })
 }
 
-/// Send a signal to the init, or with `all` to every process of the container's cgroup.
+/// Send a signal to the init, or with `all` to every process of the container's cgroup (see
+/// [`crate::cgroups::Cgroup::kill_all`] for a paused container).
 pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     let dir = store.open(id, false)?;
     let state = dir.load()?.ok_or_else(|| wrong(id, "kill", Status::Creating))?;
@@ -99,7 +100,13 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     if status == Status::Stopped {
         return Err(wrong(id, "kill", status));
     }
-    send_signal(state.init_pid(), sig).ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))
+    send_signal(state.init_pid(), sig).ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))?;
+    // A frozen process does not die of SIGKILL on cgroup v1 until it is thawed: as runc does,
+    // a paused container that is killed is thawed (other signals leave it paused).
+    if status == Status::Paused && sig == Signal::SIGKILL {
+        state.cgroup.freeze(false)?;
+    }
+    Ok(())
 }
 
 /// Remove a container: kill what is left of it, remove its cgroup, run poststop hooks, remove
