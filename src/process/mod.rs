@@ -144,6 +144,9 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
                 // SAFETY: see spawn(); this intermediate process is done.
                 unsafe { libc::_exit(0) }
             }
+            // The parent learns our pid from that message: nothing of ours (ready, mounted) may
+            // reach it first, or it would take the intermediate process for us.
+            expect_go(chan)?;
         }
     }
     Ok(())
@@ -181,6 +184,7 @@ pub fn drive(
             Msg::InitPid(pid) => {
                 init = Pid::from_raw(pid);
                 reap(first)?;
+                chan.send(&Msg::Go)?;
             }
             Msg::Mounted => {
                 let state = on_mounted(init)?;
