@@ -68,6 +68,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// What the runtime has written to stdout so far; it may still be running.
+    pub fn stdout_so_far(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
     pub fn wait(mut self) -> Result<Out> {
         let status = loop {
             if let Some(s) = self.child.try_wait()? {

@@ -11,12 +11,15 @@
 //! controllers, such as hugetlb, that only it carries).
 //!
 //! linux.resources is checked by [`validate_resources`] and applied by [`Cgroup::apply`] (in
-//! `resources/`) right after [`Cgroup::create`].
+//! `resources/`) right after [`Cgroup::create`]; `update` applies changed ones with
+//! [`Cgroup::update`]. [`Cgroup::stats`] and [`Cgroup::watch_oom`] serve `events`.
 
 mod bpf;
 mod fs;
 mod layout;
+mod oom;
 mod resources;
+mod stats;
 mod v1;
 mod v2;
 
@@ -28,7 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub use oom::OomWatch;
 pub use resources::validate as validate_resources;
+pub use stats::Stats;
 
 /// Where a container's cgroup lives; serializable so that later commands find it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -36,6 +36,23 @@ impl Cgroup {
     }
 }
 
+impl Cgroup {
+    /// Apply changed `resources` to the cgroup of a live container: everything [`Cgroup::apply`]
+    /// writes except the device rules, which stay as create set them (runc's `update` cannot
+    /// change them either, and rewriting them would deny every device for a moment).
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if self.v1.is_empty() {
+            let dir = self
+                .unified
+                .as_deref()
+                .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+            v2::limits(dir, resources)
+        } else {
+            v1::limits(&self.v1, self.unified.as_deref(), resources)
+        }
+    }
+}
+
 /// Write `value` to `dir/file` on behalf of config field `field` (below linux.resources).
 fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
     fs::write(&dir.join(file), &value.to_string()).map_err(|e| for_field(field, e))
