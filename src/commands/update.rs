@@ -35,7 +35,7 @@ fn read_resources(path: &std::path::Path) -> Result<LinuxResources> {
 fn from_flags(a: &UpdateArgs) -> Result<LinuxResources> {
     for (flag, value) in [("--l3-cache-schema", &a.l3_cache_schema), ("--mem-bw-schema", &a.mem_bw_schema)] {
         if value.is_some() {
-            bail!("{flag}: intel rdt is {}", berth::intel_rdt::unavailable());
+            bail!("{flag}: intel rdt: {}", berth::intel_rdt::unavailable());
         }
     }
     for (flag, value) in [("--kernel-memory", &a.kernel_memory), ("--kernel-memory-tcp", &a.kernel_memory_tcp)] {

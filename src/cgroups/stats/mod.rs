@@ -253,6 +253,25 @@ pub(super) fn keyed(dir: &Path, file: &str) -> Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
+/// memory.stat as `raw`, `cache` taken from its `cache_key` (v1 `cache`, v2 `file`); false if
+/// the cgroup has no memory controller.
+fn memory_stat(d: &Path, cache_key: &str, m: &mut Memory) -> Result<bool> {
+    let Some(raw) = optional(keyed(d, "memory.stat"))? else { return Ok(false) };
+    m.cache = raw.get(cache_key).copied().unwrap_or(0);
+    m.raw = raw;
+    Ok(true)
+}
+
+/// pids.current and pids.max, whose `max` (no limit) runc reports as 0.
+fn pids(d: &Path, p: &mut Pids) -> Result<()> {
+    p.current = number(d, "pids.current")?;
+    p.limit = number(d, "pids.max")?;
+    if p.limit == u64::MAX {
+        p.limit = 0;
+    }
+    Ok(())
+}
+
 /// The hugepage sizes this kernel has, named as the hugetlb controller names its files.
 fn hugepage_sizes() -> Vec<String> {
     let Ok(entries) = std::fs::read_dir("/sys/kernel/mm/hugepages") else { return Vec::new() };
@@ -302,6 +321,17 @@ fn psi(dir: &Path, file: &str) -> Result<Option<Psi>> {
         }
     }
     Ok(Some(psi))
+}
+
+/// A directory of fake cgroup files, so that parsing is checked on any host.
+#[cfg(test)]
+fn fake_cgroup(name: &str, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("berth-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir
 }
 
 #[cfg(test)]

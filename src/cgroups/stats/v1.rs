@@ -29,12 +29,7 @@ pub(super) fn read(hierarchies: &[V1Dir], s: &mut Stats) -> Result<()> {
         memory(d, s)?;
     }
     if let Some(d) = dir("pids") {
-        s.pids.current = number(d, "pids.current")?;
-        // "max" is no limit, which runc reports as 0.
-        s.pids.limit = number(d, "pids.max")?;
-        if s.pids.limit == u64::MAX {
-            s.pids.limit = 0;
-        }
+        super::pids(d, &mut s.pids)?;
     }
     if let Some(d) = dir("blkio") {
         blkio(d, s)?;
@@ -115,10 +110,10 @@ fn id_list(d: &Path, file: &str) -> Result<Vec<u16>> {
 }
 
 fn memory(d: &Path, s: &mut Stats) -> Result<()> {
-    let Some(raw) = optional(keyed(d, "memory.stat"))? else { return Ok(()) };
     let m = &mut s.memory;
-    m.cache = raw.get("cache").copied().unwrap_or(0);
-    m.raw = raw;
+    if !super::memory_stat(d, "cache", m)? {
+        return Ok(());
+    }
     m.usage = memory_entry(d, "memory")?;
     // Swap and kernel memory accounting are optional in the kernel: zero when absent.
     m.swap = optional(memory_entry(d, "memory.memsw"))?.unwrap_or_default();
@@ -223,11 +218,14 @@ mod tests {
 
     #[test]
     fn blkio_lines() {
-        let dir = std::env::temp_dir().join(format!("berth-blkio-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("blkio.throttle.io_serviced"), "8:0 Read 3\n8:0 Write 4\nTotal 7\n").unwrap();
-        std::fs::write(dir.join("blkio.throttle.io_service_bytes"), "8:0 Read 4096\n").unwrap();
-        std::fs::write(dir.join("blkio.bfq.io_serviced_recursive"), "").unwrap();
+        let dir = super::super::fake_cgroup(
+            "blkio",
+            &[
+                ("blkio.throttle.io_serviced", "8:0 Read 3\n8:0 Write 4\nTotal 7\n"),
+                ("blkio.throttle.io_service_bytes", "8:0 Read 4096\n"),
+                ("blkio.bfq.io_serviced_recursive", ""),
+            ],
+        );
         let mut s = Stats::default();
         blkio(&dir, &mut s).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();

@@ -33,22 +33,17 @@ pub(super) fn read(d: &Path, s: &mut Stats) -> Result<()> {
 
 /// Without the pids controller, the processes are counted (as runc does).
 fn pids(d: &Path, s: &mut Stats) -> Result<()> {
-    match optional(number(d, "pids.current"))? {
-        Some(current) => {
-            s.pids.current = current;
-            let max = number(d, "pids.max")?;
-            s.pids.limit = if max == u64::MAX { 0 } else { max };
-        }
-        None => s.pids.current = fs::read(&d.join("cgroup.procs"))?.lines().count() as u64,
+    if optional(super::pids(d, &mut s.pids))?.is_none() {
+        s.pids.current = fs::read(&d.join("cgroup.procs"))?.lines().count() as u64;
     }
     Ok(())
 }
 
 fn memory(d: &Path, s: &mut Stats) -> Result<()> {
-    let Some(raw) = optional(keyed(d, "memory.stat"))? else { return Ok(()) };
     let m = &mut s.memory;
-    m.cache = raw.get("file").copied().unwrap_or(0);
-    m.raw = raw;
+    if !super::memory_stat(d, "file", m)? {
+        return Ok(());
+    }
     m.usage = memory_entry(d, "memory")?;
     // v1 reports memory+swap; v2 counts swap alone. No swap accounting: zero.
     if let Some(swap) = optional(memory_entry(d, "memory.swap"))? {
@@ -113,11 +108,8 @@ pub(super) fn hugetlb(d: &Path, s: &mut Stats) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// A fake cgroup v2 directory, so the mapping is checked on any host.
     #[test]
     fn maps_v2_files_as_runc_does() {
-        let dir = std::env::temp_dir().join(format!("berth-v2stats-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let files = [
             ("cgroup.procs", "1\n2\n"),
             ("pids.current", "3\n"),
@@ -131,9 +123,7 @@ mod tests {
             ("io.stat", "8:0 rbytes=10 wbytes=20 rios=1 wios=2 dbytes=0 dios=0\n"),
             ("cpu.stat", "usage_usec 7\nuser_usec 5\nsystem_usec 2\nnr_periods 4\nnr_throttled 1\nthrottled_usec 9\n"),
         ];
-        for (name, text) in files {
-            std::fs::write(dir.join(name), text).unwrap();
-        }
+        let dir = super::super::fake_cgroup("v2stats", &files);
         let mut s = Stats::default();
         read(&dir, &mut s).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
