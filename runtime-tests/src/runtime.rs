@@ -73,6 +73,11 @@ impl Running {
         fs::read_to_string(&self.out).unwrap_or_default()
     }
 
+    /// Whether the runtime has exited (it is then reaped by [`Running::wait`]).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn wait(mut self) -> Result<Out> {
         let status = loop {
             if let Some(s) = self.child.try_wait()? {

@@ -4,6 +4,7 @@
 use super::lifecycle::WAIT_FOR_GO;
 use super::{wait_for, Test};
 use crate::harness::{cgroup_dirs, Bundle, Ctx};
+use crate::runtime::Running;
 use anyhow::{bail, ensure, Context, Result};
 use crate::report::Report;
 use serde_json::{json, Value};
@@ -248,12 +249,24 @@ fn events_stats(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Waits until the output of `events` satisfies `done`; fails at once if the runtime exits
+/// first (one without an events command).
+fn wait_stream(ctx: &Ctx, events: Running, what: &str, done: impl Fn(&str) -> bool) -> Result<Running> {
+    let mut events = events;
+    wait_for(ctx, what, || done(&events.stdout_so_far()) || events.has_exited())?;
+    if !done(&events.stdout_so_far()) {
+        let out = events.wait()?;
+        bail!("`{}` exited ({}) before {what}: {}", out.what, out.describe(), out.stderr.trim());
+    }
+    Ok(events)
+}
+
 /// Streaming ends by itself, status 0, once the container is gone (runc stops when its cgroup
 /// is removed, berth already when the container stops).
 fn events_end_with_container(ctx: &mut Ctx) -> Result<()> {
     let b = limited_sleeper(ctx, json!({ "pids": { "limit": 64 } }))?;
     let events = ctx.spawn(&["events", "--interval", "100ms", &b.id])?;
-    wait_for(ctx, "two stats events", || events.stdout_so_far().lines().count() >= 2)?;
+    let events = wait_stream(ctx, events, "two stats events", |out| out.lines().count() >= 2)?;
     for line in events.stdout_so_far().lines() {
         stats_event(line, &b.id)?;
     }
@@ -277,11 +290,8 @@ fn oom_event(ctx: &mut Ctx) -> Result<()> {
     ctx.wait_status(&b.id, "running")?;
     let events = ctx.spawn(&["events", "--interval", "100ms", &b.id])?;
     // A first event shows the runtime is watching.
-    wait_for(ctx, "a first stats event", || events.stdout_so_far().lines().next().is_some())?;
+    let events = wait_stream(ctx, events, "a first stats event", |out| out.lines().next().is_some())?;
     fs::write(b.rootfs().join("tmp/go"), "")?;
     let is_oom = |l: &str| serde_json::from_str::<Value>(l).is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str());
-    if let Err(e) = wait_for(ctx, "an oom event", || events.stdout_so_far().lines().any(is_oom)) {
-        bail!("{e}; events printed: {}", events.stdout_so_far().lines().filter(|l| !l.contains("\"stats\"")).collect::<Vec<_>>().join(" | "));
-    }
-    Ok(())
+    wait_stream(ctx, events, "an oom event", |out| out.lines().any(is_oom)).map(drop)
 }
