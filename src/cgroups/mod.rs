@@ -60,6 +60,13 @@ impl V1Dir {
     }
 }
 
+/// Where resources are written and stats read: the v1 hierarchies (with the cgroup2 directory
+/// of a hybrid host), or the one directory of a pure v2 host.
+enum Hierarchies<'a> {
+    V1(&'a [V1Dir], Option<&'a Path>),
+    V2(&'a Path),
+}
+
 /// The freezer this host offers for the cgroup.
 enum Freezer<'a> {
     V1(&'a Path),
@@ -112,6 +119,14 @@ impl Cgroup {
             .iter()
             .map(|h| h.dir.as_path())
             .chain(self.unified.as_deref())
+    }
+
+    fn hierarchies(&self) -> Result<Hierarchies<'_>> {
+        match (self.v1.is_empty(), self.unified.as_deref()) {
+            (false, unified) => Ok(Hierarchies::V1(&self.v1, unified)),
+            (true, Some(dir)) => Ok(Hierarchies::V2(dir)),
+            (true, None) => Err(Error::config("cgroup has no hierarchy")),
+        }
     }
 
     /// On a pure v2 host, the cgroup's directory (for clone3's CLONE_INTO_CGROUP).

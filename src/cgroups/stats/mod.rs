@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Serialize, Serializer};
 
-use super::{fs, Cgroup};
+use super::{fs, Cgroup, Hierarchies};
 use crate::{Error, Result};
 
 #[derive(Debug, Default, Serialize)]
@@ -200,14 +200,12 @@ impl Cgroup {
     /// The cgroup's usage counters and limits now.
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = Stats::default();
-        if self.v1.is_empty() {
-            let dir = self.unified.as_deref().ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
-            v2::read(dir, &mut stats)?;
-        } else {
-            v1::read(&self.v1, &mut stats)?;
-            // A hybrid host keeps hugetlb in its cgroup2 hierarchy only.
-            if stats.hugetlb.is_empty() {
-                if let Some(dir) = &self.unified {
+        match self.hierarchies()? {
+            Hierarchies::V2(dir) => v2::read(dir, &mut stats)?,
+            Hierarchies::V1(dirs, unified) => {
+                v1::read(dirs, &mut stats)?;
+                // A hybrid host keeps hugetlb in its cgroup2 hierarchy only.
+                if let Some(dir) = unified.filter(|_| stats.hugetlb.is_empty()) {
                     v2::hugetlb(dir, &mut stats)?;
                 }
             }
