@@ -3,6 +3,7 @@
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// clone(2) with fork semantics (no new stack, SIGCHLD on exit): returns the child's pid in the
 /// parent and None in the child. Unlike fork(), it can create namespaces at once.
@@ -30,4 +31,14 @@ pub fn join_session_keyring(name: &std::ffi::CStr) -> nix::Result<()> {
     // SAFETY: the name is a valid NUL-terminated string that outlives the call.
     let r = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     Errno::result(r).map(drop)
+}
+
+/// A pidfd for `pid` (close-on-exec, as every pidfd is): it turns readable once the process
+/// has exited, and it keeps naming that process even if its pid is reused.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new fd or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(r)?;
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }

@@ -16,7 +16,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 fn man_pages_for_every_command() {
     let dir = temp_dir("man");
     assert!(berth(&["man", dir.to_str().unwrap()]).status.success());
-    for page in ["berth", "berth-create", "berth-run", "berth-exec", "berth-kill", "berth-delete", "berth-features"] {
+    for page in ["berth", "berth-create", "berth-run", "berth-exec", "berth-kill", "berth-delete", "berth-features", "berth-events", "berth-update"] {
         let text = std::fs::read_to_string(dir.join(format!("{page}.8"))).unwrap_or_else(|e| panic!("{page}.8: {e}"));
         assert!(text.contains(".TH"), "{page}.8 is not a man page");
     }

@@ -1,15 +1,19 @@
 //! The lifecycle verbs on a container: create, start, kill, delete, state, pause, resume, ps,
-//! and `run` in the foreground.
+//! `run` in the foreground, and `update` and `events` for its resources.
 
 mod create;
+mod events;
 mod exec;
 mod pause;
 mod run;
+mod update;
 
 pub use create::{create, CreateOptions};
+pub use events::{events, stats, Event, Events};
 pub use exec::{exec, ExecOptions};
 pub use pause::{pause, pids, resume};
 pub use run::{run, RunOptions};
+pub use update::update;
 
 use std::time::{Duration, Instant};
 

@@ -32,7 +32,7 @@ pub const TESTS: &[Test] = &[
 
 /// Waits for /tmp/go (made from the host) and exits: lets a test see `running`
 /// and then `stopped` deterministically.
-const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do sleep 0.1; done";
+pub const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do sleep 0.1; done";
 
 fn shell(script: &str) -> impl FnOnce(&mut Value) + '_ {
     move |v| v["process"]["args"] = json!(["sh", "-c", script])

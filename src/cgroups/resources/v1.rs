@@ -18,19 +18,32 @@ pub(super) fn apply(
     r: &LinuxResources,
     created: &[LinuxDevice],
 ) -> Result<()> {
-    // The cgroup's directory of the hierarchy that has `controller`; `field` is what needs it.
-    let dir = |controller: &str, field: &str| {
-        hierarchies
-            .iter()
-            .find(|h| h.has(controller))
-            .map(|h| h.dir.as_path())
-            .ok_or_else(|| {
-                unsupported(
-                    field,
-                    format!("no {controller} cgroup hierarchy is mounted"),
-                )
-            })
-    };
+    limits(hierarchies, unified, r)?;
+    let has_rules = r.devices().as_ref().is_some_and(|d| !d.is_empty());
+    match controller_dir(hierarchies, "devices", "devices") {
+        Ok(d) => devices_rules(d, r, created),
+        // Nothing can enforce device rules then: an error if the config asks for some, but not
+        // for the runtime's own defaults alone.
+        Err(e) if has_rules => Err(e),
+        Err(e) => {
+            tracing::debug!("{e}; default device rules not applied");
+            Ok(())
+        }
+    }
+}
+
+/// The cgroup's directory of the hierarchy that has `controller`; `field` is what needs it.
+fn controller_dir<'a>(hierarchies: &'a [V1Dir], controller: &str, field: &str) -> Result<&'a Path> {
+    hierarchies
+        .iter()
+        .find(|h| h.has(controller))
+        .map(|h| h.dir.as_path())
+        .ok_or_else(|| unsupported(field, format!("no {controller} cgroup hierarchy is mounted")))
+}
+
+/// Everything but the device rules (which `update` leaves alone, as runc's does).
+pub(super) fn limits(hierarchies: &[V1Dir], unified: Option<&Path>, r: &LinuxResources) -> Result<()> {
+    let dir = |controller: &str, field: &str| controller_dir(hierarchies, controller, field);
     if let Some(m) = r.memory() {
         memory(dir("memory", "memory")?, m)?;
     }
@@ -61,17 +74,7 @@ pub(super) fn apply(
         let d = unified.ok_or_else(|| unsupported("unified", "no cgroup2 hierarchy is mounted"))?;
         v2::unified(d, Some(map))?;
     }
-    let has_rules = r.devices().as_ref().is_some_and(|d| !d.is_empty());
-    match dir("devices", "devices") {
-        Ok(d) => devices_rules(d, r, created),
-        // Nothing can enforce device rules then: an error if the config asks for some, but not
-        // for the runtime's own defaults alone.
-        Err(e) if has_rules => Err(e),
-        Err(e) => {
-            tracing::debug!("{e}; default device rules not applied");
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {

@@ -17,6 +17,11 @@ use crate::{Error, Result};
 
 pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
     devices(dir, r, created)?;
+    limits(dir, r)
+}
+
+/// Everything but the device rules (which `update` leaves alone, as runc's does).
+pub(super) fn limits(dir: &Path, r: &LinuxResources) -> Result<()> {
     enable(dir, &controllers(r))?;
     if let Some(m) = r.memory() {
         if let Some(swap) = swap_to_v2(m.swap(), m.limit())? {
