@@ -31,7 +31,11 @@ pub(crate) fn copy_tree(from: OwnedFd, to: BorrowedFd, at: &Path) -> Result<()> 
         .collect::<nix::Result<Vec<CString>>>()
         .ctx(|| format!("read {}", at.display()))?;
     let from = dir.as_fd();
-    for name in names.iter().map(CString::as_c_str).filter(|n| !matches!(n.to_bytes(), b"." | b"..")) {
+    for name in names
+        .iter()
+        .map(CString::as_c_str)
+        .filter(|n| !matches!(n.to_bytes(), b"." | b".."))
+    {
         let path = at.join(OsStr::from_bytes(name.to_bytes()));
         let what = || format!("copy {} into the tmpfs", path.display());
         let st = fstatat(from, name, AtFlags::AT_SYMLINK_NOFOLLOW).ctx(what)?;
@@ -40,15 +44,31 @@ pub(crate) fn copy_tree(from: OwnedFd, to: BorrowedFd, at: &Path) -> Result<()> 
             continue;
         }
         if kind == SFlag::S_IFDIR {
-            copy_tree(open_dir(from, name).ctx(what)?, open_dir(to, name).ctx(what)?.as_fd(), &path)?;
+            copy_tree(
+                open_dir(from, name).ctx(what)?,
+                open_dir(to, name).ctx(what)?.as_fd(),
+                &path,
+            )?;
         }
-        fchownat(to, name, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .ctx(what)?;
+        fchownat(
+            to,
+            name,
+            Some(Uid::from_raw(st.st_uid)),
+            Some(Gid::from_raw(st.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ctx(what)?;
         // After the chown, which clears set-id bits, and after a directory's content is in. A
         // symlink has no mode of its own; anything else was just made by us in a tmpfs nothing
         // else sees yet, so following the name is safe.
         if kind != SFlag::S_IFLNK {
-            fchmodat(to, name, Mode::from_bits_truncate(st.st_mode & 0o7777), FchmodatFlags::FollowSymlink).ctx(what)?;
+            fchmodat(
+                to,
+                name,
+                Mode::from_bits_truncate(st.st_mode & 0o7777),
+                FchmodatFlags::FollowSymlink,
+            )
+            .ctx(what)?;
         }
     }
     Ok(())
@@ -63,19 +83,40 @@ pub(crate) fn open_dir(dir: BorrowedFd, name: &CStr) -> nix::Result<OwnedFd> {
 
 /// Make `name` in `to` as the `kind` of entry it is in `from` (owner-only until its attributes
 /// are copied), with a regular file's data. False for a socket, which is not copied.
-fn make_entry(from: BorrowedFd, to: BorrowedFd, name: &CStr, kind: SFlag, st: &FileStat) -> nix::Result<bool> {
+fn make_entry(
+    from: BorrowedFd,
+    to: BorrowedFd,
+    name: &CStr,
+    kind: SFlag,
+    st: &FileStat,
+) -> nix::Result<bool> {
     let private = Mode::S_IRUSR | Mode::S_IWUSR;
     match kind {
         SFlag::S_IFDIR => mkdirat(to, name, Mode::S_IRWXU)?,
         SFlag::S_IFREG => {
             let no_follow = OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let src = openat(from, name, OFlag::O_RDONLY | OFlag::O_NONBLOCK | no_follow, Mode::empty())?;
-            let dest = openat(to, name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | no_follow, private)?;
-            std::io::copy(&mut std::fs::File::from(src), &mut std::fs::File::from(dest))
-                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+            let src = openat(
+                from,
+                name,
+                OFlag::O_RDONLY | OFlag::O_NONBLOCK | no_follow,
+                Mode::empty(),
+            )?;
+            let dest = openat(
+                to,
+                name,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | no_follow,
+                private,
+            )?;
+            std::io::copy(
+                &mut std::fs::File::from(src),
+                &mut std::fs::File::from(dest),
+            )
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
         }
         SFlag::S_IFLNK => symlinkat(readlinkat(from, name)?.as_os_str(), to, name)?,
-        SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO => mknodat(to, name, kind, private, st.st_rdev)?,
+        SFlag::S_IFCHR | SFlag::S_IFBLK | SFlag::S_IFIFO => {
+            mknodat(to, name, kind, private, st.st_rdev)?
+        }
         _ => return Ok(false),
     }
     Ok(true)
