@@ -6,10 +6,10 @@ use std::fmt::Display;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call failed: `what` names the operation and its path/field.
-    #[error("{what}: {errno}")]
+    #[error("{what}: {}", errno_text(*.errno))]
     Sys { what: String, errno: nix::Error },
     /// An I/O operation from std failed.
-    #[error("{what}: {err}")]
+    #[error("{what}: {}", io_text(.err))]
     Io { what: String, err: std::io::Error },
     /// config.json (or another input) is malformed or names something that cannot be honoured.
     #[error("invalid configuration: {0}")]
@@ -57,6 +57,25 @@ impl Error {
     }
 }
 
+/// An errno as `ENOENT: no such file or directory`: lower case, as runc words it. Clients match
+/// these words: Docker's CLI exits 127 on "no such file or directory" and 126 on "permission
+/// denied", case-sensitively.
+pub fn errno_text(errno: nix::Error) -> String {
+    let desc = errno.desc();
+    let mut chars = desc.chars();
+    let first = chars.next().map(|c| c.to_ascii_lowercase()).unwrap_or_default();
+    format!("{errno:?}: {first}{}", chars.as_str())
+}
+
+/// An std I/O error: its errno as [`errno_text`] (not std's "No such file or directory (os
+/// error 2)"), else std's own text.
+pub fn io_text(err: &std::io::Error) -> String {
+    match err.raw_os_error() {
+        Some(n) => errno_text(nix::Error::from_raw(n)),
+        None => err.to_string(),
+    }
+}
+
 /// Attach "what was being done, on what" to a failed nix or std call.
 pub trait Context<T> {
     fn ctx<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T>;
@@ -71,5 +90,20 @@ impl<T> Context<T> for std::result::Result<T, nix::Error> {
 impl<T> Context<T> for std::result::Result<T, std::io::Error> {
     fn ctx<S: Into<String>>(self, what: impl FnOnce() -> S) -> Result<T> {
         self.map_err(|e| Error::io(what(), e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_read_in_lower_case() {
+        let e = Error::sys("mount proc on /proc", nix::Error::EPERM);
+        assert_eq!(e.to_string(), "mount proc on /proc: EPERM: operation not permitted");
+        let e = Error::io("exec \"/x\"", std::io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(e.to_string(), "exec \"/x\": ENOENT: no such file or directory");
+        let e = Error::io("read", std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"));
+        assert_eq!(e.to_string(), "read: short read");
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Hooks};
 
+use crate::error::io_text;
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +99,7 @@ pub fn run(kind: HookKind, hooks: Option<&Hooks>, state: &str) -> Result<()> {
 fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
     // Output goes to an unnamed temp file, read back for the error message: no pipe to drain
     // while we wait, so no thread.
-    let out = memfd().map_err(|e| format!("create output buffer: {e}"))?;
+    let out = memfd().map_err(|e| format!("create output buffer: {}", io_text(&e)))?;
     let mut cmd = Command::new(hook.path());
     if let Some(args) = hook.args().as_deref().filter(|a| !a.is_empty()) {
         cmd.arg0(&args[0]).args(&args[1..]);
@@ -106,14 +107,14 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
     cmd.env_clear()
         .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
         .stdin(Stdio::piped())
-        .stdout(out.try_clone().map_err(|e| e.to_string())?)
-        .stderr(out.try_clone().map_err(|e| e.to_string())?);
-    let mut child = cmd.spawn().map_err(|e| format!("start: {e}"))?;
+        .stdout(out.try_clone().map_err(|e| io_text(&e))?)
+        .stderr(out.try_clone().map_err(|e| io_text(&e))?);
+    let mut child = cmd.spawn().map_err(|e| format!("start: {}", io_text(&e)))?;
     // A hook that does not read its stdin is fine (EPIPE).
     let _ = child.stdin.take().expect("piped").write_all(state.as_bytes());
     let deadline = hook.timeout().map(|t| Instant::now() + Duration::from_secs(t as u64));
     let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| format!("wait: {e}"))? {
+        if let Some(s) = child.try_wait().map_err(|e| format!("wait: {}", io_text(&e)))? {
             break s;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {

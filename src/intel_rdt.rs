@@ -13,10 +13,14 @@ fn resctrl_mounted() -> bool {
     statfs("/sys/fs/resctrl").is_ok_and(|s| s.filesystem_type() == RESCTRL_MAGIC)
 }
 
+/// Why Intel RDT cannot be used (by config.json or by `update`'s schema flags).
+pub fn unavailable() -> &'static str {
+    if resctrl_mounted() { "not supported by berth yet" } else { "the host has no resctrl filesystem mounted" }
+}
+
 pub fn validate(linux: &Linux) -> Result<()> {
     if linux.intel_rdt().is_none() {
         return Ok(());
     }
-    let why = if resctrl_mounted() { "not supported by berth yet" } else { "the host has no resctrl filesystem mounted" };
-    Err(Error::config(format_args!("linux.intelRdt: {why}")))
+    Err(Error::config(format_args!("linux.intelRdt: {}", unavailable())))
 }

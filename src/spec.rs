@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
+use crate::error::io_text;
 use crate::{Context, Error, Result};
 
 /// A loaded bundle: its canonical directory, its config, and the canonical rootfs path.
@@ -28,7 +29,7 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
     let rootfs = dir.join(root.path());
     let rootfs = rootfs
         .canonicalize()
-        .map_err(|e| Error::config(format_args!("root.path {}: {e}", rootfs.display())))?;
+        .map_err(|e| Error::config(format_args!("root.path {}: {}", rootfs.display(), io_text(&e))))?;
     if !rootfs.is_dir() {
         return Err(Error::config(format_args!("root.path {}: not a directory", rootfs.display())));
     }

@@ -63,6 +63,10 @@ pub struct State {
     /// later edit of config.json changes nothing for a running container.
     #[serde(default)]
     pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    /// linux.resources as applied to the cgroup: from config.json at create, then as `update`
+    /// changed them, which merges onto (and re-applies) what is here.
+    #[serde(default)]
+    pub resources: Option<oci_spec::runtime::LinuxResources>,
 }
 
 /// The state document of the runtime-spec (what `state` prints and hooks read on stdin).

@@ -34,6 +34,13 @@ pub fn join_session_keyring(name: &std::ffi::CStr) -> nix::Result<()> {
     Errno::result(r).map(drop)
 }
 
+/// A pidfd for `pid` (close-on-exec, as every pidfd is): it turns readable once the process
+/// has exited, and it keeps naming that process even if its pid is reused.
+pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags (none) and returns a new fd or -1.
+    unsafe { owned(libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0)) }
+}
+
 /// A new procfs instance of the caller's pid namespace, as a detached mount (fsopen, fsconfig,
 /// fsmount: Linux 5.2): nothing is mounted on it, and nothing can propagate onto it.
 pub fn new_procfs() -> nix::Result<OwnedFd> {

@@ -16,7 +16,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 fn man_pages_for_every_command() {
     let dir = temp_dir("man");
     assert!(berth(&["man", dir.to_str().unwrap()]).status.success());
-    for page in ["berth", "berth-create", "berth-run", "berth-exec", "berth-kill", "berth-delete", "berth-features"] {
+    for page in ["berth", "berth-create", "berth-run", "berth-exec", "berth-kill", "berth-delete", "berth-features", "berth-events", "berth-update"] {
         let text = std::fs::read_to_string(dir.join(format!("{page}.8"))).unwrap_or_else(|e| panic!("{page}.8: {e}"));
         assert!(text.contains(".TH"), "{page}.8 is not a man page");
     }
@@ -52,4 +52,15 @@ fn features_is_valid_json_with_versions() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("features is json");
     assert_eq!(v["ociVersionMax"], berth::state::OCI_VERSION);
     assert!(v["mountOptions"].as_array().is_some_and(|o| o.iter().any(|x| x == "rbind")));
+}
+
+/// Docker reads `--version` as runc's: "NAME version X" and "spec: Y" lines.
+#[test]
+fn version_reads_like_runcs() {
+    let out = berth(&["--version"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some(format!("berth version {}", env!("CARGO_PKG_VERSION")).as_str()), "{text}");
+    assert_eq!(lines.next(), Some(format!("spec: {}", berth::state::OCI_VERSION).as_str()), "{text}");
 }

@@ -1,4 +1,4 @@
-//! linux.resources, pause/resume and ps on real busybox containers (run as root).
+//! linux.resources, update, events, pause/resume and ps on real busybox containers (run as root).
 //!
 //! Every container gets an absolute cgroupsPath `/berth-test/<pid>-<n>-<name>`: without one the
 //! cgroup would nest under the test's own cgroups, which belong to whoever runs the tests.
@@ -515,7 +515,7 @@ fn pause_of_a_stopped_container_fails() {
 /// These tests read the v1 files of a hybrid or v1 host like ours. On a pure v2 host (the VM)
 /// they are skipped: there the suite's `cgroups/` tests check the limits from inside.
 fn v1_host() -> bool {
-    let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
+    let v1 = v1_memory();
     if !v1 {
         eprintln!("skipped: no v1 memory hierarchy (pure cgroup v2 host)");
     }
@@ -589,4 +589,190 @@ fn a_value_the_kernel_refuses_is_undone() {
         json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 1 }] }),
         "linux.resources.hugepageLimits[0]",
     );
+}
+
+impl Ctr {
+    /// A limit file of the container's cgroup: `v1` = (hierarchy, file) on a v1 host, else the
+    /// `v2` file of the unified hierarchy.
+    fn limit(&self, v1: (&str, &str), v2: &str) -> String {
+        if v1_memory() {
+            self.cg_file(v1.0, v1.1)
+        } else {
+            self.cg_file("", v2)
+        }
+    }
+
+    /// `berth update ARGS ID` (stdin from `input`); (success, stderr).
+    fn update(&self, args: &[&str], input: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut all = vec!["update"];
+        all.extend_from_slice(args);
+        all.push(&self.id);
+        let mut child = self.berth(&all).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    /// `berth events ARGS ID` in the background, its stdout piped.
+    fn events(&self, args: &[&str]) -> std::process::Child {
+        let mut all = vec!["events"];
+        all.extend_from_slice(args);
+        all.push(&self.id);
+        self.berth(&all).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+}
+
+/// Whether the host has the v1 memory hierarchy (a v1 or hybrid host).
+fn v1_memory() -> bool {
+    Path::new("/sys/fs/cgroup/memory").is_dir()
+}
+
+/// Waits (at most 10 s) for `child` to exit; its status and stderr.
+fn exit_of(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let mut status = None;
+    wait_until("events to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.unwrap(), err)
+}
+
+#[test]
+fn update_raises_and_lowers_limits_and_a_refused_value_changes_nothing() {
+    let c = Ctr::new("upd", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["memory"] = json!({ "limit": 64 * MIB });
+        cfg["linux"]["resources"]["pids"] = json!({ "limit": 10 });
+        cfg["linux"]["resources"]["cpu"] = json!({ "shares": 1024 });
+    });
+    c.start_detached();
+    let memory = || c.limit(("memory", "memory.limit_in_bytes"), "memory.max");
+    let pids = || c.limit(("pids", "pids.max"), "pids.max");
+    let v1_swap = c.cg("memory").join("memory.memsw.limit_in_bytes").exists();
+    // memory+swap on v1, swap alone on v2.
+    let swap = || v1_swap.then(|| c.cg_file("memory", "memory.memsw.limit_in_bytes"));
+    let raise = [
+        "--memory", "128M", "--memory-swap", "256M", "--pids-limit", "100", "--cpu-period", "100000",
+        "--cpu-quota", "20000", "--cpu-share", "512", "--cpuset-cpus", "0",
+    ];
+    let (ok, err) = c.update(&raise, "");
+    assert!(ok, "{err}");
+    assert_eq!(memory(), (128 * MIB).to_string());
+    assert_eq!(pids(), "100");
+    assert_eq!(c.limit(("cpu", "cpu.cfs_quota_us"), "cpu.max"), if v1_memory() { "20000" } else { "20000 100000" });
+    assert_eq!(c.limit(("cpuset", "cpuset.cpus"), "cpuset.cpus"), "0");
+    if v1_memory() {
+        assert_eq!(c.cg_file("cpu", "cpu.shares"), "512");
+    }
+    // Lowering memory and swap together needs memory first on v1.
+    let (ok, err) = c.update(&["--memory", "32M", "--memory-swap", "48M"], "");
+    assert!(ok, "{err}");
+    assert_eq!(memory(), (32 * MIB).to_string());
+    if let Some(s) = swap() {
+        assert_eq!(s, (48 * MIB).to_string());
+    }
+
+    // Refused values name their flag and leave every limit as it was.
+    let refused: &[(&[&str], &str)] = &[
+        (&["--memory-swap", "16M"], "--memory-swap"),
+        (&["--cpuset-cpus", "0-", "--pids-limit", "7"], "--cpuset-cpus"),
+        (&["--memory", "12x"], "--memory"),
+        (&["--pids-limit", "5", "--cpu-share", "1000000"], "--cpu-share"),
+    ];
+    for (args, flag) in refused {
+        if !v1_memory() && args.contains(&"--cpu-share") {
+            continue; // v2 clamps the weight instead of refusing it
+        }
+        let (ok, err) = c.update(args, "");
+        assert!(!ok && err.contains(flag), "{args:?}: {err}");
+        assert_eq!((memory(), pids()), ((32 * MIB).to_string(), "100".into()), "{args:?} changed a limit");
+        if v1_memory() {
+            assert_eq!(c.cg_file("cpu", "cpu.shares"), "512", "{args:?} left the shares changed");
+        }
+    }
+
+    // A linux.resources document on stdin; what it does not name stays, swap included.
+    let (ok, err) = c.update(&["-r", "-"], r#"{"pids":{"limit":42}}"#);
+    assert!(ok, "{err}");
+    assert_eq!((memory(), pids()), ((32 * MIB).to_string(), "42".into()));
+    if let Some(s) = swap() {
+        assert_eq!(s, (48 * MIB).to_string());
+    }
+
+    assert!(c.cmd("kill", &["KILL"]).status.success());
+    wait_until("the container to stop", || c.status() == "stopped");
+    let (ok, err) = c.update(&["--pids-limit", "9"], "");
+    assert!(!ok && err.contains("stopped"), "{err}");
+}
+
+#[test]
+fn events_stats_is_one_runc_shaped_document() {
+    let c = Ctr::new("evstats", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["memory"] = json!({ "limit": 64 * MIB });
+        cfg["linux"]["resources"]["pids"] = json!({ "limit": 10 });
+    });
+    c.start_detached();
+    let out = c.cmd("events", &["--stats"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let ev: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((ev["type"].as_str(), ev["id"].as_str()), (Some("stats"), Some(c.id.as_str())));
+    let data = &ev["data"];
+    assert_eq!(data["memory"]["usage"]["limit"], 64 * MIB, "{data}");
+    assert!(data["memory"]["raw"].as_object().is_some_and(|r| !r.is_empty()), "{data}");
+    assert_eq!(data["pids"], json!({ "current": 1, "limit": 10 }));
+    assert!(data["cpu"]["usage"]["kernel"].is_u64() && data["cpu"]["usage"]["user"].is_u64(), "{data}");
+    assert!(data["intel_rdt"].is_object() && data["network_interfaces"].is_null(), "{data}");
+
+    let out = c.cmd("events", &["--interval", "0s"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interval must be greater than 0"));
+}
+
+#[test]
+fn events_stream_ends_with_the_reader_or_the_container() {
+    use std::io::{BufRead, BufReader};
+    let c = Ctr::new("evstream", &["sleep", "1000"], |_| {});
+    c.start_detached();
+    let mut events = c.events(&["--interval", "50ms"]);
+    let mut lines = BufReader::new(events.stdout.take().unwrap()).lines();
+    for _ in 0..2 {
+        let ev: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(ev["type"], "stats");
+    }
+    drop(lines);
+    let (status, err) = exit_of(&mut events);
+    assert!(status.success() && err.is_empty(), "{status}: {err}");
+
+    let mut events = c.events(&["--interval", "10s"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(c.cmd("kill", &["KILL"]).status.success());
+    let (status, err) = exit_of(&mut events);
+    assert!(status.success() && err.is_empty(), "{status}: {err}");
+    let out = c.cmd("events", &["--stats"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+}
+
+#[test]
+fn events_reports_an_oom_kill() {
+    use std::io::{BufRead, BufReader};
+    let hog = "while [ ! -e /tmp/go ]; do sleep 0.05; done; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived";
+    let c = Ctr::new("evoom", &["sh", "-c", hog], |cfg| {
+        cfg["linux"]["resources"]["memory"] = json!({ "limit": 32 * MIB, "swap": 32 * MIB });
+    });
+    c.start_detached();
+    let mut events = c.events(&["--interval", "50ms"]);
+    let mut lines = BufReader::new(events.stdout.take().unwrap()).lines();
+    // The first stats event: the OOM watch is in place.
+    assert!(lines.next().unwrap().unwrap().contains("\"stats\""));
+    fs::write(c.bundle().join("rootfs/tmp/go"), "").unwrap();
+    let oom = format!(r#"{{"type":"oom","id":"{}"}}"#, c.id);
+    // Stats events until the OOM; then the container is gone and the stream ends.
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(rest.contains(&oom), "{rest:?}");
+    let (status, err) = exit_of(&mut events);
+    assert!(status.success() && err.is_empty(), "{status}: {err}");
 }

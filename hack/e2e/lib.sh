@@ -142,7 +142,7 @@ e2e_finish() {
 			bad=$((bad + 1))
 		fi
 	done <"$E2E_CALLS"
-	e2e_log "berth was called $total times: $(cut -f3 "$E2E_CALLS" | sed -E 's/--(debug|systemd-cgroup)( |$)//g; s/^(-[^ ]+ ([^-][^ ]*)? ?)*//; s/ .*//' | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}')"
+	e2e_log "berth was called $total times: $(cut -f3 "$E2E_CALLS" | sed -E 's/--(debug|systemd-cgroup)( |$)//g; s/^(-[^ ]+ ([^- ][^ ]* )?)*//; s/ .*//' | sort | uniq -c | awk '{printf "%s×%s ", $2, $1}')"
 	[ "$total" -gt 0 ] || { e2e_log "FAIL: the client never called berth"; bad=$((bad + 1)); }
 	e2e_failures=$((e2e_failures + bad))
 	if [ $e2e_failures -eq 0 ]; then

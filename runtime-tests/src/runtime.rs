@@ -68,6 +68,16 @@ pub struct Running {
 }
 
 impl Running {
+    /// What the runtime has written to stdout so far; it may still be running.
+    pub fn stdout_so_far(&self) -> String {
+        fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    /// Whether the runtime has exited (it is then reaped by [`Running::wait`]).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
     pub fn wait(mut self) -> Result<Out> {
         let status = loop {
             if let Some(s) = self.child.try_wait()? {

@@ -11,11 +11,15 @@
 //! controllers, such as hugetlb, that only it carries).
 //!
 //! linux.resources is checked by [`validate_resources`] and applied by [`Cgroup::apply`] (in
-//! `resources/`) right after [`Cgroup::create`].
+//! `resources/`) right after [`Cgroup::create`]; `update` applies changed ones with
+//! [`Cgroup::update`]. [`Cgroup::stats`] and [`Cgroup::watch_oom`] serve `events`.
 
+mod bpf;
 mod fs;
 mod layout;
+mod oom;
 mod resources;
+mod stats;
 mod v1;
 mod v2;
 
@@ -27,7 +31,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+pub use oom::OomWatch;
 pub use resources::validate as validate_resources;
+pub use stats::Stats;
 
 /// Where a container's cgroup lives; serializable so that later commands find it again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +58,13 @@ impl V1Dir {
     fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)
     }
+}
+
+/// Where resources are written and stats read: the v1 hierarchies (with the cgroup2 directory
+/// of a hybrid host), or the one directory of a pure v2 host.
+enum Hierarchies<'a> {
+    V1(&'a [V1Dir], Option<&'a Path>),
+    V2(&'a Path),
 }
 
 /// The freezer this host offers for the cgroup.
@@ -106,6 +119,14 @@ impl Cgroup {
             .iter()
             .map(|h| h.dir.as_path())
             .chain(self.unified.as_deref())
+    }
+
+    fn hierarchies(&self) -> Result<Hierarchies<'_>> {
+        match (self.v1.is_empty(), self.unified.as_deref()) {
+            (false, unified) => Ok(Hierarchies::V1(&self.v1, unified)),
+            (true, Some(dir)) => Ok(Hierarchies::V2(dir)),
+            (true, None) => Err(Error::config("cgroup has no hierarchy")),
+        }
     }
 
     /// On a pure v2 host, the cgroup's directory (for clone3's CLONE_INTO_CGROUP).

@@ -1,6 +1,9 @@
 //! The command line, as runc spells it: global flags, then one struct per command.
 
+mod values;
+
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -11,6 +14,16 @@ pub struct Cli {
     pub global: Global,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--version`'s text after "berth ", in runc's layout (`runc version 1.1.5`, `spec: ...`,
+/// `libseccomp: ...`): Docker parses the "version" line for `docker info` and warns without it.
+pub fn version() -> String {
+    let mut text = format!("version {}\nspec: {}", env!("CARGO_PKG_VERSION"), berth::state::OCI_VERSION);
+    if let Ok(v) = libseccomp::ScmpVersion::current() {
+        text += &format!("\nlibseccomp: {v}");
+    }
+    text
 }
 
 #[derive(Args, Debug)]
@@ -68,6 +81,10 @@ pub enum Command {
     Resume(IdArg),
     /// List the processes of a container
     Ps(PsArgs),
+    /// Print a container's resource usage every interval, and its OOMs, as JSON lines
+    Events(EventsArgs),
+    /// Change the resource limits of a running container
+    Update(Box<UpdateArgs>),
     /// Write a default config.json
     Spec(SpecArgs),
     /// Print the features this runtime supports (runtime-spec features.md)
@@ -228,6 +245,81 @@ pub struct ExecArgs {
     /// Exec even when the container is paused
     #[arg(long)]
     pub ignore_paused: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// How often to print stats (a Go duration: 5s, 500ms, 1m30s)
+    #[arg(long, default_value = "5s", value_parser = values::go_duration)]
+    pub interval: Duration,
+    /// Print the container's stats once and exit
+    #[arg(long)]
+    pub stats: bool,
+}
+
+/// runc's update flags. Numbers may be negative (`--cpu-quota -1`); memory sizes take units
+/// (`512M`, `1.5g`) as Docker's RAMInBytes reads them.
+#[derive(Args, Debug)]
+pub struct UpdateArgs {
+    pub id: String,
+    /// A linux.resources JSON file, or - for stdin; the other flags are then ignored
+    #[arg(short, long)]
+    pub resources: Option<PathBuf>,
+    /// Block IO weight (10 to 1000)
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (µs)
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (µs per period; -1 for none)
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU CFS burst (µs)
+    #[arg(long)]
+    pub cpu_burst: Option<u64>,
+    /// CPU shares (relative weight)
+    #[arg(long)]
+    pub cpu_share: Option<u64>,
+    /// CPU realtime period (µs)
+    #[arg(long)]
+    pub cpu_rt_period: Option<u64>,
+    /// CPU realtime runtime (µs per period)
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// SCHED_IDLE for the cgroup: 1, or 0 for the default
+    #[arg(long, allow_negative_numbers = true)]
+    pub cpu_idle: Option<i64>,
+    /// CPUs to use, e.g. 0-2,4
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Obsolete: ignored with a warning, as runc does
+    #[arg(long, hide = true)]
+    pub kernel_memory: Option<String>,
+    /// Obsolete: ignored with a warning, as runc does
+    #[arg(long, hide = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// Memory limit (bytes, or with a unit such as 512M; -1 for none)
+    #[arg(long, allow_negative_numbers = true, value_parser = values::ram_in_bytes)]
+    pub memory: Option<i64>,
+    /// Memory soft limit
+    #[arg(long, allow_negative_numbers = true, value_parser = values::ram_in_bytes)]
+    pub memory_reservation: Option<i64>,
+    /// Memory plus swap limit; -1 for unlimited swap
+    #[arg(long, allow_negative_numbers = true, value_parser = values::ram_in_bytes)]
+    pub memory_swap: Option<i64>,
+    /// Maximum number of pids (0 keeps the current limit)
+    #[arg(long, allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
+    /// Intel RDT L3 cache schema (not supported: refused)
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (not supported: refused)
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
 }
 
 #[derive(Args, Debug)]

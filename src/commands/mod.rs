@@ -3,6 +3,7 @@
 mod create;
 mod docs;
 mod delete;
+mod events;
 mod exec;
 mod kill;
 mod list;
@@ -10,6 +11,7 @@ mod pause;
 mod ps;
 mod spec;
 mod state;
+mod update;
 
 use anyhow::{bail, Result};
 use berth::state::Store;
@@ -34,6 +36,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Pause(a) => pause::pause(&store, &a.id),
         Command::Resume(a) => pause::resume(&store, &a.id),
         Command::Ps(a) => ps::ps(&store, a),
+        Command::Events(a) => events::events(&store, a),
+        Command::Update(a) => update::update(&store, a),
         Command::Spec(a) => spec::spec(a),
         Command::Completion(a) => docs::completion(a),
         Command::Man(a) => docs::man(a),
@@ -44,10 +48,16 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
 /// Write a command's output (plus a newline). A reader that went away early (`| head`) is not
 /// an error: the output was not wanted. Rust's println! would panic there.
 pub fn emit(text: &str) -> Result<i32> {
+    write_line(text).map(|_| 0)
+}
+
+/// Write one line of output; false if the reader has gone away (see [`emit`]).
+pub fn write_line(text: &str) -> Result<bool> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(e).context("write output")),
-        _ => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(anyhow::Error::new(e).context("write output")),
+        Ok(()) => Ok(true),
     }
 }

@@ -145,6 +145,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         cgroup,
         hooks: sp.hooks().clone(),
         seccomp: linux.seccomp().clone(),
+        resources: linux.resources().clone(),
     };
     let init = process::drive(first, &chan, linux, &ns, Some(procfs.as_fd()), |init| {
         if init != first {

@@ -1,15 +1,19 @@
 //! The lifecycle verbs on a container: create, start, kill, delete, state, pause, resume, ps,
-//! and `run` in the foreground.
+//! `run` in the foreground, and `update` and `events` for its resources.
 
 mod create;
+mod events;
 mod exec;
 mod pause;
 mod run;
+mod update;
 
 pub use create::{create, CreateOptions};
+pub use events::{events, stats, Event, Events};
 pub use exec::{exec, ExecOptions};
 pub use pause::{pause, pids, resume};
 pub use run::{run, RunOptions};
+pub use update::update;
 
 use std::time::{Duration, Instant};
 
@@ -79,10 +83,17 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     }
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     let oci = serde_json::to_string(&state.oci(Status::Running)).expect("state serialises");
-    hooks::run(HookKind::Poststart, state.hooks.as_ref(), &oci)
+    // A failed poststart hook stops the container, as runc does and runtime-spec now asks: left
+    // running, its caller (containerd's shim) would still think it created and refuse to delete it.
+    hooks::run(HookKind::Poststart, state.hooks.as_ref(), &oci).inspect_err(|_| {
+        if let Err(e) = stop(&state) {
+            tracing::warn!("{e}");
+        }
+    })
 }
 
-/// Send a signal to the init, or with `all` to every process of the container's cgroup.
+/// Send a signal to the init, or with `all` to every process of the container's cgroup (see
+/// [`crate::cgroups::Cgroup::kill_all`] for a paused container).
 pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     let dir = store.open(id, false)?;
     let state = dir.load()?.ok_or_else(|| wrong(id, "kill", Status::Creating))?;
@@ -93,7 +104,13 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     if status == Status::Stopped {
         return Err(wrong(id, "kill", status));
     }
-    send_signal(state.init_pid(), sig).ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))
+    send_signal(state.init_pid(), sig).ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))?;
+    // A frozen process does not die of SIGKILL on cgroup v1 until it is thawed: as runc does,
+    // a paused container that is killed is thawed (other signals leave it paused).
+    if status == Status::Paused && sig == Signal::SIGKILL {
+        state.cgroup.freeze(false)?;
+    }
+    Ok(())
 }
 
 /// Remove a container: kill what is left of it, remove its cgroup, run poststop hooks, remove
@@ -122,12 +139,17 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 
 /// Kill every process of the container and remove its cgroup.
 fn destroy(state: &State) -> Result<()> {
+    stop(state)?;
+    state.cgroup.destroy()
+}
+
+/// Kill every process of the container and wait until its init is gone.
+fn stop(state: &State) -> Result<()> {
     if state.init_alive() {
         let _ = send_signal(state.init_pid(), Signal::SIGKILL);
     }
     state.cgroup.kill_all(Signal::SIGKILL)?;
-    wait_gone(state)?;
-    state.cgroup.destroy()
+    wait_gone(state)
 }
 
 fn wait_gone(state: &State) -> Result<()> {

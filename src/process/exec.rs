@@ -52,7 +52,8 @@ fn resolve(process: &Process) -> Result<PathBuf> {
         let path = PathBuf::from(arg0);
         return match path.metadata() {
             Err(e) => Err(Error::io(format!("exec {arg0:?}"), e)),
-            Ok(_) if !executable(&path) => Err(Error::Init(format!("exec {arg0:?}: not an executable file"))),
+            // What execve would say: engines map "permission denied" to exit status 126.
+            Ok(_) if !executable(&path) => Err(Error::sys(format!("exec {arg0:?}"), nix::errno::Errno::EACCES)),
             Ok(_) => Ok(path),
         };
     }

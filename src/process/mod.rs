@@ -88,7 +88,8 @@ pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, parent: &Channel,
 /// otherwise it joins/unshares and forks the process that does (see [`Plan::single_clone`]).
 /// Returns the first child's pid; the parent then drives [`Msg`]s through `chan`.
 fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infallible>) -> Result<Pid> {
-    let flags = if sp.ns.single_clone() { sp.ns.new } else { CloneFlags::empty() };
+    // The cgroup namespace is unshared after "go" (see child()).
+    let flags = if sp.ns.single_clone() { sp.ns.new - CloneFlags::CLONE_NEWCGROUP } else { CloneFlags::empty() };
     match clone_fork(flags).ctx(|| "clone container process")? {
         Some(pid) => Ok(pid),
         None => {
@@ -125,6 +126,11 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     expect_go(chan)?;
     let ns = sp.ns;
+    // A cgroup namespace is rooted at its creator's cgroup: it is made only now that the parent
+    // has put us in the container's cgroup, so the container sees that cgroup as its root.
+    if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare the cgroup namespace")?;
+    }
     if !ns.single_clone() {
         namespaces::join(ns)?;
         let unshare = ns.new - CloneFlags::CLONE_NEWPID;
@@ -145,6 +151,9 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
                 // SAFETY: see spawn(); this intermediate process is done.
                 unsafe { libc::_exit(0) }
             }
+            // The parent learns our pid from that message: nothing of ours (ready, mounted) may
+            // reach it first, or it would take the intermediate process for us.
+            expect_go(chan)?;
         }
     }
     Ok(())
@@ -188,6 +197,7 @@ pub fn drive(
             Msg::InitPid(pid) => {
                 init = Pid::from_raw(pid);
                 reap(first)?;
+                chan.send(&Msg::Go)?;
             }
             Msg::Mounted => {
                 let state = on_mounted(init)?;

@@ -1,6 +1,7 @@
 //! `cgroup` mounts. On a pure cgroup v2 host: a cgroup2 mount. On a v1 or hybrid host, as runc
-//! does: a tmpfs at the destination with the container's own directory of every host hierarchy
-//! bind-mounted under it, named like the host mount point.
+//! does: a tmpfs at the destination with, under it, named like the host mount point, each host
+//! hierarchy: the container's own directory bind-mounted, or with a cgroup namespace, the
+//! hierarchy mounted anew (rooted at the namespace's root, the container's cgroup).
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -15,11 +16,13 @@ use super::paths::{self, Kind};
 
 const HOST_CGROUP: &str = "/sys/fs/cgroup";
 
-/// Mount a cgroup filesystem at `dest` inside `root`; returns an fd of the new mount.
+/// Mount a cgroup filesystem at `dest` inside `root` (`cgroupns`: the container has its own
+/// cgroup namespace, which this process is in); returns an fd of the new mount.
 pub(crate) fn mount_cgroup(
     root: BorrowedFd,
     dest: &Path,
     o: &MountOptions,
+    cgroupns: bool,
     label: Option<&str>,
 ) -> nix::Result<OwnedFd> {
     let target = paths::create(root, dest, Kind::Dir)?;
@@ -63,12 +66,22 @@ pub(crate) fn mount_cgroup(
         .iter()
         .filter(|h| h.mount_point.parent() == Some(Path::new(HOST_CGROUP)))
     {
-        let (Some(host), Some(name)) = (own_dir(h, &own), h.mount_point.file_name()) else {
-            continue;
-        };
+        let Some(name) = h.mount_point.file_name() else { continue };
         let sub = dest.join(name);
-        paths::create(root, &sub, Kind::Dir)?;
-        bind_hierarchy(root, &host, &sub, o)?;
+        if cgroupns {
+            let data = match h.fs_type.as_str() {
+                "cgroup" => Some(controllers(&h.super_options)),
+                "cgroup2" => None,
+                _ => continue,
+            };
+            let target = paths::create(root, &sub, Kind::Dir)?;
+            let flags = o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mount(Some(h.fs_type.as_str()), paths::fd_path(&target).as_str(), Some(h.fs_type.as_str()), flags, data.as_deref())?;
+        } else {
+            let Some(host) = own_dir(h, &own) else { continue };
+            paths::create(root, &sub, Kind::Dir)?;
+            bind_hierarchy(root, &host, &sub, o)?;
+        }
         // Co-mounted controllers (cpu,cpuacct) are also reachable under each controller's name.
         let name = name.to_string_lossy();
         if name.contains(',') {

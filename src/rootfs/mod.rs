@@ -3,6 +3,7 @@
 //! [`finalize`] (masked/read-only paths, read-only root, final propagation).
 
 mod cgroup;
+mod copyup;
 mod dev;
 mod masked;
 pub(crate) mod mount;

@@ -11,7 +11,7 @@ use nix::sys::statvfs::{fstatvfs, FsFlags};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use super::paths::{self, Kind};
-use super::{cgroup, Options};
+use super::{cgroup, copyup, Options};
 use crate::{Context, Error, Result};
 
 // mount_setattr(2) attributes (linux/mount.h).
@@ -89,6 +89,9 @@ pub(crate) struct MountOptions {
     pub attr_clr: u64,
     /// Options handed to the filesystem as its data string.
     pub data: Vec<String>,
+    /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers (ignored for other
+    /// types, as runc does).
+    pub copy_up: bool,
 }
 
 impl MountOptions {
@@ -204,7 +207,7 @@ pub(crate) fn propagation(name: &str) -> Option<MsFlags> {
 
 /// Every mount option this parser understands (for `features`).
 pub fn option_names() -> impl Iterator<Item = &'static str> {
-    FLAGS.iter().map(|(n, ..)| *n).chain(RECURSIVE.iter().map(|(n, ..)| *n)).chain(PROPAGATIONS.iter().map(|(n, _)| *n))
+    FLAGS.iter().map(|(n, ..)| *n).chain(RECURSIVE.iter().map(|(n, ..)| *n)).chain(PROPAGATIONS.iter().map(|(n, _)| *n)).chain(["tmpcopyup"])
 }
 
 /// Parse fstab-style options; the error names the offending option.
@@ -216,6 +219,7 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
         attr_set: 0,
         attr_clr: 0,
         data: Vec::new(),
+        copy_up: false,
     };
     for opt in options {
         let opt = opt.as_str();
@@ -244,7 +248,7 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
             o.attr_clr |= field;
             o.attr_set = (o.attr_set & !field) | value;
         } else if opt == "tmpcopyup" {
-            return Err("option \"tmpcopyup\" is not supported".into());
+            o.copy_up = true;
         } else if matches!(opt, "idmap" | "ridmap") {
             return Err(format!("option {opt:?} (idmapped mounts) is not supported"));
         } else if opt.contains('=') || DATA_WORDS.contains(&opt) {
@@ -297,7 +301,8 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         }
     }
     let target = if typ == "cgroup" {
-        cgroup::mount_cgroup(root, dest, &o, opts.mount_label).ctx(what)?
+        let cgroupns = has_namespace(opts.spec, LinuxNamespaceType::Cgroup);
+        cgroup::mount_cgroup(root, dest, &o, cgroupns, opts.mount_label).ctx(what)?
     } else if o.is_bind() || typ == "bind" {
         let source = source.ok_or_else(|| {
             Error::config(format!("mounts[{index}].source: required for a bind mount"))
@@ -330,6 +335,11 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         let label = opts.mount_label.filter(|_| !matches!(typ, "proc" | "sysfs"));
         let context = label.filter(|_| typ != "mqueue").map(context_option);
         data.extend(context);
+        // Opened before the tmpfs hides it.
+        let covered_dir = match (&existing, typ) {
+            (Some(covered), "tmpfs") if o.copy_up => Some(copyup::open_dir(covered.as_fd(), c".").ctx(what)?),
+            _ => None,
+        };
         let src = source.unwrap_or(Path::new(typ));
         mount(
             Some(src),
@@ -339,11 +349,14 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
             data_string(&data).as_deref(),
         )
         .ctx(what)?;
-        let target = paths::open(root, dest).ctx(what)?;
+        let mounted = paths::open(root, dest).ctx(what)?;
         if let Some(label) = label.filter(|_| typ == "mqueue") {
-            set_selinux_label(&target, label).ctx(what)?;
+            set_selinux_label(&mounted, label).ctx(what)?;
         }
-        target
+        if let Some(covered) = covered_dir {
+            copyup::copy_tree(covered, copyup::open_dir(mounted.as_fd(), c".").ctx(what)?.as_fd(), dest)?;
+        }
+        mounted
     };
     apply_propagation_and_attrs(&target, &o).ctx(what)
 }
@@ -535,7 +548,7 @@ mod tests {
         assert_eq!(o.data, ["mode=755", "newinstance"]);
         assert_eq!(o.propagation, [MsFlags::MS_SLAVE | MsFlags::MS_REC]);
         assert_eq!(p(&["foo"]).unwrap_err(), "unknown option \"foo\"");
-        assert!(p(&["tmpcopyup"]).is_err());
+        assert!(p(&["tmpcopyup"]).unwrap().copy_up);
     }
 
     #[test]

@@ -1,14 +1,28 @@
 //! linux.resources as the container sees them through its /sys/fs/cgroup (v1 or v2 files,
 //! whichever the host has), and enforced where that is quick to show.
 
-use super::Test;
-use crate::harness::Ctx;
-use anyhow::{ensure, Result};
+use super::lifecycle::WAIT_FOR_GO;
+use super::{wait_for, Test};
+use crate::harness::{cgroup_dirs, Bundle, Ctx};
+use crate::runtime::Running;
+use anyhow::{bail, ensure, Context, Result};
 use crate::report::Report;
 use serde_json::{json, Value};
 use std::fs;
 
-pub const TESTS: &[Test] = &[("cgroups/limits-visible", limits_visible), ("cgroups/pids-limit-enforced", pids_limit_enforced)];
+pub const TESTS: &[Test] = &[
+    ("cgroups/limits-visible", limits_visible),
+    ("cgroups/pids-limit-enforced", pids_limit_enforced),
+    ("cgroups/zero-means-unset", zero_means_unset),
+    ("cgroups/device-rules-enforced", device_rules_enforced),
+    ("cgroups/device-rules-allow-all-but-one", device_rules_allow_all_but_one),
+    ("cgroups/default-device-rules", default_device_rules),
+    ("cgroups/namespace", namespace),
+    ("cgroups/update-limits", update_limits),
+    ("cgroups/events-stats", events_stats),
+    ("cgroups/events-end-with-container", events_end_with_container),
+    ("cgroups/oom-event", oom_event),
+];
 
 /// Each limit with the files that may show it (v1 layouts, then v2), and what they must read.
 const LIMITS: &[(&str, &[&str], &str)] = &[
@@ -62,4 +76,244 @@ fn pids_limit_enforced(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
     ensure!(out.stderr.contains("fork") || !out.stdout.contains("forked"), "6 forks under pids.limit 4 all worked: {}", out.describe());
     Ok(())
+}
+
+/// What Docker sends for a container without limits: a share count and a blkio weight of 0
+/// leave the files alone (the kernel would refuse cpu.shares 0), as runc takes them.
+fn zero_means_unset(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| {
+        v["linux"]["resources"]["cpu"] = json!({ "shares": 0 });
+        v["linux"]["resources"]["blockIO"] = json!({ "weight": 0 });
+        v["linux"]["resources"]["memory"] = json!({ "disableOOMKiller": false });
+    })?;
+    ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    Ok(())
+}
+const EPERM: i64 = 1;
+const ENXIO: i64 = 6;
+
+/// A node of the mem driver (major 1) at a minor with no device behind it: an open the device
+/// cgroup lets through fails with ENXIO, so EPERM can only come from the device rules. No
+/// runtime's default rules allow such a minor.
+fn mem_node(name: &str, minor: u32) -> Value {
+    json!({ "path": format!("/dev/rt-{name}"), "type": "c", "major": 1, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0 })
+}
+
+/// Run the checker with `probes` and check each one's errno (None: it must have worked).
+fn expect_errnos(ctx: &mut Ctx, edit: impl FnOnce(&mut Value), probes: &[(&str, Option<i64>)]) -> Result<()> {
+    let names: Vec<&str> = probes.iter().map(|(p, _)| *p).collect();
+    let r = ctx.check(edit, &names)?;
+    for (probe, want) in probes {
+        match want {
+            None => drop(r.probe(probe)?),
+            Some(errno) => {
+                let got = r.probe_errno(probe)?;
+                ensure!(got == *errno, "{probe}: errno {got}, want {errno}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deny all, then allow some nodes: the last rule that names a device decides for it, access
+/// letters included; the default rules still allow /dev/null.
+fn device_rules_enforced(ctx: &mut Ctx) -> Result<()> {
+    let nodes = [("denied", 200), ("allowed", 201), ("read-only", 202), ("taken-back", 203)];
+    expect_errnos(
+        ctx,
+        |v| {
+            v["linux"]["devices"] = nodes.iter().map(|(n, m)| mem_node(n, *m)).collect();
+            v["linux"]["resources"]["devices"] = json!([
+                { "allow": false, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 201, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 202, "access": "r" },
+                { "allow": true, "type": "c", "major": 1, "minor": 203, "access": "rwm" },
+                { "allow": false, "type": "c", "major": 1, "minor": 203, "access": "rwm" },
+            ]);
+        },
+        &[
+            ("open-rw:/dev/null", None),
+            ("open-r:/dev/rt-denied", Some(EPERM)),
+            ("open-rw:/dev/rt-allowed", Some(ENXIO)),
+            ("open-r:/dev/rt-read-only", Some(ENXIO)),
+            ("open-w:/dev/rt-read-only", Some(EPERM)),
+            ("open-r:/dev/rt-taken-back", Some(EPERM)),
+        ],
+    )
+}
+
+/// A first rule allowing everything makes "allow" the default; a later rule denies one device.
+fn device_rules_allow_all_but_one(ctx: &mut Ctx) -> Result<()> {
+    expect_errnos(
+        ctx,
+        |v| {
+            v["linux"]["devices"] = json!([mem_node("denied", 200), mem_node("other", 201)]);
+            v["linux"]["resources"]["devices"] = json!([
+                { "allow": true, "access": "rwm" },
+                // Not m: the runtime makes the node inside the container's cgroup.
+                { "allow": false, "type": "c", "major": 1, "minor": 200, "access": "rw" },
+            ]);
+        },
+        &[("open-r:/dev/rt-denied", Some(EPERM)), ("open-rw:/dev/rt-other", Some(ENXIO)), ("open-rw:/dev/null", None)],
+    )
+}
+
+/// No device rules at all: a container that may mknod can make any node, but open only the
+/// standard ones. /dev/kmsg (1:11) would open for writing without a capability.
+fn default_device_rules(ctx: &mut Ctx) -> Result<()> {
+    expect_errnos(
+        ctx,
+        |v| {
+            v["linux"]["resources"].as_object_mut().map(|r| r.remove("devices"));
+            for set in ["bounding", "effective", "permitted"] {
+                if let Some(caps) = v["process"]["capabilities"][set].as_array_mut() {
+                    caps.push(json!("CAP_MKNOD"));
+                }
+            }
+        },
+        &[
+            ("mknod:c:1:11:/dev/rt-kmsg", None),
+            ("open-w:/dev/rt-kmsg", Some(EPERM)),
+            ("mknod:c:1:3:/dev/rt-null", None),
+            ("open-rw:/dev/rt-null", None),
+        ],
+    )
+}
+
+/// A new cgroup namespace is rooted at the container's cgroup: /proc/self/cgroup reads `/` in
+/// every hierarchy, and /sys/fs/cgroup shows the container's own files (its pids limit).
+fn namespace(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| {
+            v["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({ "type": "cgroup" }));
+            v["linux"]["resources"]["pids"] = json!({ "limit": 64 });
+        },
+        &["read:/sys/fs/cgroup/pids/pids.max", "read:/sys/fs/cgroup/pids.max"],
+    )?;
+    let text = r.str("cgroup");
+    ensure!(!text.is_empty(), "no /proc/self/cgroup");
+    for line in text.lines() {
+        ensure!(line.splitn(3, ':').nth(2) == Some("/"), "cgroup line {line:?} is not the namespace's root");
+    }
+    let limit = ["read:/sys/fs/cgroup/pids/pids.max", "read:/sys/fs/cgroup/pids.max"]
+        .iter()
+        .find_map(|p| r.probe(p).ok().and_then(Value::as_str).map(str::trim).map(String::from));
+    ensure!(limit.as_deref() == Some("64"), "/sys/fs/cgroup shows pids.max {limit:?}, want the container's 64");
+    Ok(())
+}
+const MIB: i64 = 1 << 20;
+
+/// A detached `sleep` with `resources`, already running.
+fn limited_sleeper(ctx: &mut Ctx, resources: Value) -> Result<Bundle> {
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sleep", "300"]);
+        v["linux"]["resources"]["memory"] = resources["memory"].clone();
+        v["linux"]["resources"]["pids"] = resources["pids"].clone();
+    })?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    ctx.wait_status(&b.id, "running")?;
+    Ok(b)
+}
+
+/// The first of `files` (v1 names, then v2 ones) in any hierarchy of the test's cgroup, read on
+/// the host, trimmed.
+fn host_cgroup_file(b: &Bundle, files: &[&str]) -> Result<String> {
+    let dirs = cgroup_dirs(&b.cgroup);
+    let found = files.iter().flat_map(|f| dirs.iter().map(move |d| d.join(f))).find(|p| p.exists());
+    let path = found.with_context(|| format!("none of {files:?} in {dirs:?}"))?;
+    Ok(fs::read_to_string(&path)?.trim().to_string())
+}
+
+fn update_limits(ctx: &mut Ctx) -> Result<()> {
+    let b = limited_sleeper(ctx, json!({ "memory": { "limit": 64 * MIB }, "pids": { "limit": 64 } }))?;
+    let memory = |b: &Bundle| host_cgroup_file(b, &["memory.limit_in_bytes", "memory.max"]);
+    let pids = |b: &Bundle| host_cgroup_file(b, &["pids.max"]);
+    let quota = |b: &Bundle| host_cgroup_file(b, &["cpu.cfs_quota_us", "cpu.max"]);
+    let (raised, lowered) = ((128 * MIB).to_string(), (32 * MIB).to_string());
+    let args = ["--memory", &raised, "--pids-limit", "100", "--cpu-period", "100000", "--cpu-quota", "20000"];
+    ctx.rt(&[&["update"], &args[..], &[&b.id]].concat())?.ok()?;
+    ensure!(memory(&b)? == raised, "memory after raising it: {}", memory(&b)?);
+    ensure!(pids(&b)? == "100", "pids.max: {}", pids(&b)?);
+    ensure!(quota(&b)?.split_whitespace().next() == Some("20000"), "cpu quota: {}", quota(&b)?);
+    ctx.rt(&["update", "--memory", &lowered, &b.id])?.ok()?;
+    ensure!(memory(&b)? == lowered, "memory after lowering it: {}", memory(&b)?);
+    // A linux.resources file; the limits it does not name stay.
+    let file = ctx.dir.join("resources.json");
+    fs::write(&file, json!({ "pids": { "limit": 42 } }).to_string())?;
+    ctx.rt(&["update", "--resources", file.to_str().context("utf-8 path")?, &b.id])?.ok()?;
+    ensure!(pids(&b)? == "42", "pids.max after --resources: {}", pids(&b)?);
+    ensure!(memory(&b)? == lowered, "memory after a pids-only update: {}", memory(&b)?);
+    Ok(())
+}
+
+/// The runc event document: `{"type":"stats","id":ID,"data":{...}}`.
+fn stats_event(line: &str, id: &str) -> Result<Value> {
+    let ev: Value = serde_json::from_str(line).with_context(|| format!("event is not JSON: {line:?}"))?;
+    ensure!(ev["type"] == "stats" && ev["id"] == id, "not a stats event of {id}: {line}");
+    Ok(ev["data"].clone())
+}
+
+fn events_stats(ctx: &mut Ctx) -> Result<()> {
+    let b = limited_sleeper(ctx, json!({ "memory": { "limit": 64 * MIB }, "pids": { "limit": 64 } }))?;
+    let out = ctx.rt(&["events", "--stats", &b.id])?.ok()?;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    ensure!(lines.len() == 1, "events --stats printed {} lines: {}", lines.len(), out.stdout);
+    let data = stats_event(lines[0], &b.id)?;
+    ensure!(data["memory"]["usage"]["limit"] == 64 * MIB, "memory.usage.limit: {}", data["memory"]["usage"]);
+    ensure!(data["memory"]["usage"]["usage"].as_u64().is_some_and(|u| u > 0), "memory.usage.usage: {}", data["memory"]["usage"]);
+    ensure!(data["pids"]["limit"] == 64, "pids: {}", data["pids"]);
+    ensure!(data["pids"]["current"].as_u64().is_some_and(|n| n >= 1), "pids: {}", data["pids"]);
+    let usage = &data["cpu"]["usage"];
+    ensure!(usage["kernel"].is_u64() && usage["user"].is_u64(), "cpu.usage: {usage}");
+    for key in ["cpuset", "blkio", "hugetlb"] {
+        ensure!(data[key].is_object(), "data.{key} missing: {data}");
+    }
+    Ok(())
+}
+
+/// Waits until the output of `events` satisfies `done`; fails at once if the runtime exits
+/// first (one without an events command).
+fn wait_stream(ctx: &Ctx, events: Running, what: &str, done: impl Fn(&str) -> bool) -> Result<Running> {
+    let mut events = events;
+    wait_for(ctx, what, || done(&events.stdout_so_far()) || events.has_exited())?;
+    if !done(&events.stdout_so_far()) {
+        let out = events.wait()?;
+        bail!("`{}` exited ({}) before {what}: {}", out.what, out.describe(), out.stderr.trim());
+    }
+    Ok(events)
+}
+
+/// Streaming ends by itself, status 0, once the container is gone (runc stops when its cgroup
+/// is removed, berth already when the container stops).
+fn events_end_with_container(ctx: &mut Ctx) -> Result<()> {
+    let b = limited_sleeper(ctx, json!({ "pids": { "limit": 64 } }))?;
+    let events = ctx.spawn(&["events", "--interval", "100ms", &b.id])?;
+    let events = wait_stream(ctx, events, "two stats events", |out| out.lines().count() >= 2)?;
+    for line in events.stdout_so_far().lines() {
+        stats_event(line, &b.id)?;
+    }
+    ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
+    ctx.wait_status(&b.id, "stopped")?;
+    ctx.rt(&["delete", &b.id])?.ok()?;
+    let out = events.wait()?;
+    ensure!(out.success(), "events after the container ended: {}: {}", out.describe(), out.stderr.trim());
+    Ok(())
+}
+
+fn oom_event(ctx: &mut Ctx) -> Result<()> {
+    // Waits for /tmp/go, then holds ever more memory in a shell variable, well past the limit.
+    let hog = format!("{WAIT_FOR_GO}; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived");
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sh", "-c", hog]);
+        // No swap either, so the limit is hit at once.
+        v["linux"]["resources"]["memory"] = json!({ "limit": 32 * MIB, "swap": 32 * MIB });
+    })?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    ctx.wait_status(&b.id, "running")?;
+    let events = ctx.spawn(&["events", "--interval", "100ms", &b.id])?;
+    // A first event shows the runtime is watching.
+    let events = wait_stream(ctx, events, "a first stats event", |out| out.lines().next().is_some())?;
+    fs::write(b.rootfs().join("tmp/go"), "")?;
+    let is_oom = |l: &str| serde_json::from_str::<Value>(l).is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str());
+    wait_stream(ctx, events, "an oom event", |out| out.lines().any(is_oom)).map(drop)
 }

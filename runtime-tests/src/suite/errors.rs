@@ -64,7 +64,25 @@ pub const TESTS: &[Test] = &[
         })?;
         create_fails(c, &b, &b.id)
     }),
+    // Engines turn these errors into exit statuses by their wording (Podman: 127 for "no such
+    // file or directory" / "executable file not found in", 126 for "permission denied").
+    ("create-error/program-missing", |c| program_fails(c, "/no/such/program", &["no such file or directory"])),
+    ("create-error/program-not-in-path", |c| {
+        program_fails(c, "no-such-program", &["executable file not found in", "no such file or directory"])
+    }),
+    ("create-error/program-not-executable", |c| program_fails(c, "/etc/passwd", &["permission denied"])),
 ];
+
+/// `create` of a bundle whose process.args[0] is `program` must fail like [`create_fails`], with
+/// an error that says one of `wording` (case-insensitive).
+fn program_fails(ctx: &mut Ctx, program: &str, wording: &[&str]) -> Result<()> {
+    let b = ctx.bundle(|v| v["process"]["args"] = json!([program]))?;
+    ctx.track(&b.id);
+    let out = ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.failed()?;
+    let said = out.stderr.to_lowercase();
+    ensure!(wording.iter().any(|w| said.contains(w)), "create of {program:?} failed saying {:?}, not one of {wording:?}", out.stderr.trim());
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
 
 /// `create` of bundle `b` as `id` must exit non-zero and leave no state and no cgroup.
 pub fn create_fails(ctx: &mut Ctx, b: &Bundle, id: &str) -> Result<()> {

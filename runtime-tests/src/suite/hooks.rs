@@ -6,7 +6,7 @@
 //! container's mount namespace.
 
 use super::errors::create_fails;
-use super::{process_gone, wait_file, Test};
+use super::{process_gone, wait_file, wait_for, Test};
 use crate::harness::{Bundle, Ctx};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
@@ -53,6 +53,7 @@ pub const TESTS: &[Test] = &[
     }),
     ("hooks/state-on-stdin", state_on_stdin),
     ("hooks/args-and-env", args_and_env),
+    ("hooks/failing-poststart-stops-container", failing_poststart),
     ("hooks/failing-create-runtime", |c| {
         let b = c.bundle(|v| v["hooks"] = json!({ "createRuntime": [sh("exit 1")] }))?;
         create_fails(c, &b, &b.id)
@@ -219,5 +220,28 @@ fn args_and_env(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.ok()?;
     let got = fs::read_to_string(&out).context("hook did not run")?;
     ensure!(got.trim() == "zero|one|yes", "hook saw args/env {got:?}");
+    Ok(())
+}
+
+/// A failing poststart hook is an error and stops the container (runc kills it): containerd's
+/// shim, told start failed, would otherwise keep a running container it thinks is created.
+fn failing_poststart(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| {
+        v["hooks"] = json!({ "poststart": [sh("exit 1")] });
+        v["process"]["args"] = json!(["sleep", "1000"]);
+    })?;
+    let created = ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?;
+    if !created.success() {
+        // runc 1.1 runs poststart hooks at the end of create: then create fails and undoes all.
+        created.failed()?;
+        return ctx.assert_nothing_left(&b.id, &b.cgroup);
+    }
+    let pid = ctx.state(&b.id)?["pid"]
+        .as_i64()
+        .context("no pid in state")?;
+    ctx.rt(&["start", &b.id])?.failed()?;
+    wait_for(ctx, "the container's process to die", || process_gone(pid))?;
+    ctx.wait_status(&b.id, "stopped")?;
+    ctx.rt(&["delete", &b.id])?.ok()?;
     Ok(())
 }

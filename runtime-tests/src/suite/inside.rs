@@ -17,6 +17,7 @@ pub const TESTS: &[Test] = &[
     ("inside/namespace-join-path", namespace_join_path),
     ("inside/user-namespace-maps", user_namespace_maps),
     ("inside/mount-tmpfs-options", mount_tmpfs_options),
+    ("inside/mount-tmpfs-copyup", mount_tmpfs_copyup),
     ("inside/mount-readonly-bind", mount_readonly_bind),
     ("inside/masked-paths", masked_paths),
     ("inside/readonly-paths", readonly_paths),
@@ -143,6 +144,30 @@ fn mount_tmpfs_options(ctx: &mut Ctx) -> Result<()> {
     for opt in ["nosuid", "noexec", "size=64k"] {
         ensure!(m.has(opt), "/mnt/t lacks {opt}: {m:?}");
     }
+    Ok(())
+}
+
+/// `tmpcopyup` (runc's extension, Podman's --tmpfs): the tmpfs starts with a copy of the
+/// directory it covers: files with their content, directories with their owner, symlinks as
+/// links. Writes then stay in the tmpfs.
+fn mount_tmpfs_copyup(ctx: &mut Ctx) -> Result<()> {
+    let r = ctx.check(
+        |v| {
+            for dest in ["/etc", "/home", "/usr"] {
+                push_mount(v, json!({ "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "tmpcopyup"] }));
+            }
+        },
+        &["read:/etc/passwd", "stat:/home/tester", "readlink:/usr/bin", "write:/etc/new"],
+    )?;
+    for dest in ["/etc", "/home", "/usr"] {
+        ensure!(r.mount(dest)?.fstype == "tmpfs", "{dest} is not a tmpfs");
+    }
+    let passwd = r.probe("read:/etc/passwd")?.as_str().unwrap_or_default();
+    ensure!(passwd.contains("tester:x:1000"), "/etc/passwd not copied up: {passwd:?}");
+    let home = r.probe("stat:/home/tester")?;
+    ensure!(home["type"] == "d" && home["uid"] == 1000 && home["gid"] == 1000, "/home/tester copied as {home}");
+    ensure!(r.probe("readlink:/usr/bin")? == "../bin", "/usr/bin is not the symlink ../bin");
+    r.probe("write:/etc/new")?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ pub const TESTS: &[Test] = &[
     ("lifecycle/run-detach", run_detach),
     ("lifecycle/kill-default-sigterm", kill_default_sigterm),
     ("lifecycle/kill-sigkill-spellings", kill_sigkill_spellings),
+    ("lifecycle/kill-paused-sigkill", kill_paused_sigkill),
     ("lifecycle/pid-file", pid_file),
     ("lifecycle/list", list),
     ("lifecycle/delete-force-running", delete_force_running),
@@ -31,7 +32,7 @@ pub const TESTS: &[Test] = &[
 
 /// Waits for /tmp/go (made from the host) and exits: lets a test see `running`
 /// and then `stopped` deterministically.
-const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do sleep 0.1; done";
+pub const WAIT_FOR_GO: &str = "while [ ! -e /tmp/go ]; do sleep 0.1; done";
 
 fn shell(script: &str) -> impl FnOnce(&mut Value) + '_ {
     move |v| v["process"]["args"] = json!(["sh", "-c", script])
@@ -179,6 +180,18 @@ fn kill_sigkill_spellings(ctx: &mut Ctx) -> Result<()> {
         ctx.wait_status(&b.id, "stopped")
             .with_context(|| format!("after kill {sig}"))?;
     }
+    Ok(())
+}
+
+/// SIGKILL to a paused container's init must stop it: on cgroup v1 a frozen process does not
+/// die until thawed, so the runtime thaws it (runc does; Podman's `kill` of a paused
+/// container waits for the exit).
+fn kill_paused_sigkill(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    ctx.rt(&["pause", &b.id])?.ok()?;
+    ctx.wait_status(&b.id, "paused")?;
+    ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
+    ctx.wait_status(&b.id, "stopped").context("after kill KILL of the paused container")?;
     Ok(())
 }
 

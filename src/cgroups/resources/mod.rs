@@ -17,31 +17,43 @@ use std::path::Path;
 
 use oci_spec::runtime::{LinuxDevice, LinuxResources};
 
-use super::{fs, Cgroup};
+use super::{fs, Cgroup, Hierarchies};
 use crate::{Error, Result};
 
 impl Cgroup {
     /// Apply `resources` to the cgroup, made by [`Cgroup::create`]. `created` is linux.devices:
     /// a default device rule for a path the config lists there is left to the config.
     pub fn apply(&self, resources: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
-        if self.v1.is_empty() {
-            let dir = self
-                .unified
-                .as_deref()
-                .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
-            v2::apply(dir, resources, created)
-        } else {
-            v1::apply(&self.v1, self.unified.as_deref(), resources, created)
+        match self.hierarchies()? {
+            Hierarchies::V2(dir) => v2::apply(dir, resources, created),
+            Hierarchies::V1(dirs, unified) => v1::apply(dirs, unified, resources, created),
+        }
+    }
+
+    /// Apply changed `resources` to the cgroup of a live container: everything [`Cgroup::apply`]
+    /// writes except the device rules, which stay as create set them (runc's `update` cannot
+    /// change them either, and rewriting them would deny every device for a moment).
+    pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        match self.hierarchies()? {
+            Hierarchies::V2(dir) => v2::limits(dir, resources),
+            Hierarchies::V1(dirs, unified) => v1::limits(dirs, unified, resources),
         }
     }
 }
 
 /// Write `value` to `dir/file` on behalf of config field `field` (below linux.resources).
 fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
-    fs::write(&dir.join(file), &value.to_string()).map_err(|e| match e {
-        Error::Io { what, err } => Error::io(format!("linux.resources.{field}: {what}"), err),
+    fs::write(&dir.join(file), &value.to_string()).map_err(|e| for_field(field, e))
+}
+
+/// Prefix a failed system call or I/O with the config field (below linux.resources) it was for.
+fn for_field(field: &str, e: Error) -> Error {
+    let what = |what| format!("linux.resources.{field}: {what}");
+    match e {
+        Error::Io { what: w, err } => Error::io(what(w), err),
+        Error::Sys { what: w, errno } => Error::sys(what(w), errno),
         e => e,
-    })
+    }
 }
 
 /// A field this host cannot honour (its controller is not mounted or not enabled, or v2 lacks it).

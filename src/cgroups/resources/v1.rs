@@ -18,19 +18,32 @@ pub(super) fn apply(
     r: &LinuxResources,
     created: &[LinuxDevice],
 ) -> Result<()> {
-    // The cgroup's directory of the hierarchy that has `controller`; `field` is what needs it.
-    let dir = |controller: &str, field: &str| {
-        hierarchies
-            .iter()
-            .find(|h| h.has(controller))
-            .map(|h| h.dir.as_path())
-            .ok_or_else(|| {
-                unsupported(
-                    field,
-                    format!("no {controller} cgroup hierarchy is mounted"),
-                )
-            })
-    };
+    limits(hierarchies, unified, r)?;
+    let has_rules = r.devices().as_ref().is_some_and(|d| !d.is_empty());
+    match controller_dir(hierarchies, "devices", "devices") {
+        Ok(d) => devices_rules(d, r, created),
+        // Nothing can enforce device rules then: an error if the config asks for some, but not
+        // for the runtime's own defaults alone.
+        Err(e) if has_rules => Err(e),
+        Err(e) => {
+            tracing::debug!("{e}; default device rules not applied");
+            Ok(())
+        }
+    }
+}
+
+/// The cgroup's directory of the hierarchy that has `controller`; `field` is what needs it.
+fn controller_dir<'a>(hierarchies: &'a [V1Dir], controller: &str, field: &str) -> Result<&'a Path> {
+    hierarchies
+        .iter()
+        .find(|h| h.has(controller))
+        .map(|h| h.dir.as_path())
+        .ok_or_else(|| unsupported(field, format!("no {controller} cgroup hierarchy is mounted")))
+}
+
+/// Everything but the device rules (which `update` leaves alone, as runc's does).
+pub(super) fn limits(hierarchies: &[V1Dir], unified: Option<&Path>, r: &LinuxResources) -> Result<()> {
+    let dir = |controller: &str, field: &str| controller_dir(hierarchies, controller, field);
     if let Some(m) = r.memory() {
         memory(dir("memory", "memory")?, m)?;
     }
@@ -61,17 +74,7 @@ pub(super) fn apply(
         let d = unified.ok_or_else(|| unsupported("unified", "no cgroup2 hierarchy is mounted"))?;
         v2::unified(d, Some(map))?;
     }
-    let has_rules = r.devices().as_ref().is_some_and(|d| !d.is_empty());
-    match dir("devices", "devices") {
-        Ok(d) => devices_rules(d, r, created),
-        // Nothing can enforce device rules then: an error if the config asks for some, but not
-        // for the runtime's own defaults alone.
-        Err(e) if has_rules => Err(e),
-        Err(e) => {
-            tracing::debug!("{e}; default device rules not applied");
-            Ok(())
-        }
-    }
+    Ok(())
 }
 
 fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
@@ -131,7 +134,11 @@ fn current(dir: &Path, file: &str) -> Result<i64> {
 }
 
 fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Result<()> {
-    if let Some(shares) = c.shares() {
+    // A share count, period, quota or realtime value of 0 leaves the file alone, as runc takes
+    // it: Docker sends `"shares": 0` for a container without --cpu-shares.
+    let nonzero_u = |v: Option<u64>| v.filter(|v| *v != 0).map(|v| v.to_string());
+    let nonzero_i = |v: Option<i64>| v.filter(|v| *v != 0).map(|v| v.to_string());
+    if let Some(shares) = c.shares().filter(|s| *s != 0) {
         let d = dir("cpu", "cpu.shares")?;
         set("cpu.shares", d, "cpu.shares", shares)?;
         // The kernel clamps shares to 2..=262144 without an error; say so instead of running
@@ -146,16 +153,8 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
     }
     let cpu_fields = [
         // The period first: a quota is checked against the period in force.
-        (
-            "cpu.period",
-            "cpu.cfs_period_us",
-            c.period().map(|v| v.to_string()),
-        ),
-        (
-            "cpu.quota",
-            "cpu.cfs_quota_us",
-            c.quota().map(|v| v.to_string()),
-        ),
+        ("cpu.period", "cpu.cfs_period_us", nonzero_u(c.period())),
+        ("cpu.quota", "cpu.cfs_quota_us", nonzero_i(c.quota())),
         (
             "cpu.burst",
             "cpu.cfs_burst_us",
@@ -165,12 +164,12 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
         (
             "cpu.realtimePeriod",
             "cpu.rt_period_us",
-            c.realtime_period().map(|v| v.to_string()),
+            nonzero_u(c.realtime_period()),
         ),
         (
             "cpu.realtimeRuntime",
             "cpu.rt_runtime_us",
-            c.realtime_runtime().map(|v| v.to_string()),
+            nonzero_i(c.realtime_runtime()),
         ),
         ("cpu.idle", "cpu.idle", c.idle().map(|v| v.to_string())),
     ];
@@ -287,23 +286,19 @@ fn network<'a>(r: &LinuxResources, dir: &impl Fn(&str, &str) -> Result<&'a Path>
 }
 
 /// Start from "nothing allowed", then apply each rule in order; a deny rule after an allow
-/// takes that allow back.
+/// takes that allow back. A list v2 refuses is refused here too, though v1 would silently
+/// ignore the offending rule.
 fn devices_rules(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
     let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), created)?;
+    devices::Policy::new(&rules)?;
     set("devices", dir, "devices.deny", "a")?;
-    let from_config = r.devices().as_ref().map_or(0, Vec::len);
-    for (i, rule) in rules.iter().enumerate() {
+    for rule in &rules {
         let file = if rule.allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        let field = if i < from_config {
-            format!("devices[{i}]")
-        } else {
-            "devices (a default rule)".into()
-        };
-        set(&field, dir, file, rule.line())?;
+        set(&rule.field, dir, file, rule.line())?;
     }
     Ok(())
 }

@@ -11,12 +11,17 @@ use super::convert::{
     v2_limit,
 };
 use super::validate::throttles;
-use super::{devices, fs, set, unsupported};
-use crate::cgroups::layout;
+use super::{devices, for_field, fs, set, unsupported};
+use crate::cgroups::{bpf, layout};
 use crate::{Error, Result};
 
 pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
-    check_devices(r, created)?;
+    devices(dir, r, created)?;
+    limits(dir, r)
+}
+
+/// Everything but the device rules (which `update` leaves alone, as runc's does).
+pub(super) fn limits(dir: &Path, r: &LinuxResources) -> Result<()> {
     enable(dir, &controllers(r))?;
     if let Some(m) = r.memory() {
         if let Some(swap) = swap_to_v2(m.swap(), m.limit())? {
@@ -111,24 +116,27 @@ pub(super) fn apply(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> 
     unified(dir, r.unified().as_ref())
 }
 
-/// Device rules on v2 need an eBPF program attached to the cgroup, which berth does not load
-/// yet. Without one, every device node the container can reach is usable, which is what the
-/// default rules (deny all, then allow the standard nodes, and whatever the config allows)
-/// amount to for a container that cannot mknod. So those are skipped; a rule that denies
-/// a particular device cannot be honoured, and is an error rather than silently ignored.
-fn check_devices(r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
+/// linux.resources.devices with the default rules: v2 has no devices controller, the rules are
+/// enforced by an eBPF program attached to the cgroup (replacing the one of an earlier apply).
+/// The kernel lets only the initial user namespace attach one: inside another, a failure is a
+/// warning, as in runc and crun (such a container cannot mknod: it can only open the device
+/// nodes bound into it, as their owners and modes allow).
+fn devices(dir: &Path, r: &LinuxResources, created: &[LinuxDevice]) -> Result<()> {
     let rules = devices::rules(r.devices().as_deref().unwrap_or_default(), created)?;
-    if let Some(i) = rules
-        .iter()
-        .position(|rule| !rule.allow && !rule.denies_all())
-    {
-        return Err(unsupported(
-            &format!("devices[{i}]"),
-            "denying a device on cgroup v2 needs an eBPF device filter, which this runtime does not load",
-        ));
+    let program = devices::Policy::new(&rules)?.program();
+    match bpf::set_device_filter(dir, &program) {
+        Err(e) if in_user_namespace() => {
+            tracing::warn!("linux.resources.devices: not enforced in a user namespace: {e}");
+            Ok(())
+        }
+        r => r.map_err(|e| for_field("devices", e)),
     }
-    tracing::debug!("linux.resources.devices: default policy on cgroup v2; no eBPF filter loaded");
-    Ok(())
+}
+
+/// Whether we run in a user namespace other than the initial one, whose uid_map maps every id.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
 /// hugetlb.<size>.max (and .rsvd.max where the kernel has it, so reservations are capped too).
@@ -270,18 +278,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(controllers(&r), ["memory", "cpuset", "pids", "hugetlb"]);
-    }
-
-    #[test]
-    fn device_rules_that_deny_a_device_are_refused() {
-        let r: LinuxResources = serde_json::from_str(
-            r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":10,"minor":229,"access":"rwm"}]}"#,
-        )
-        .unwrap();
-        check_devices(&r, &[]).unwrap();
-        let r: LinuxResources =
-            serde_json::from_str(r#"{"devices":[{"allow":false,"access":"rwm"},{"allow":false,"type":"c","major":1,"minor":3}]}"#).unwrap();
-        let err = check_devices(&r, &[]).unwrap_err().to_string();
-        assert!(err.contains("linux.resources.devices[1]"), "{err}");
     }
 }

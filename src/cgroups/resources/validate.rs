@@ -82,7 +82,10 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
     for key in r.unified().iter().flat_map(|m| m.keys()) {
         unified_key(key)?;
     }
-    devices::rules(r.devices().as_deref().unwrap_or_default(), &[])?;
+    // The config's rules (which come first) must amount to a policy; the defaults appended to
+    // them are checked when applied, as they depend on linux.devices.
+    let config = r.devices().as_deref().unwrap_or_default();
+    devices::Policy::new(&devices::rules(config, &[])?[..config.len()])?;
     Ok(())
 }
 

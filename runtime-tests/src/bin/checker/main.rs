@@ -3,9 +3,10 @@
 //! runner compares the report with the config it generated, so the expectations
 //! live in one place. Must be linked statically (the rootfs has no libc).
 //!
-//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write, ls or selinux
-//! (the path's security.selinux attribute);
-//! or /checker attack-exe DEV INO SECONDS (see `attack`).
+//! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write, ls, selinux (the
+//! path's security.selinux attribute), or open-r, open-w, open-rw (open and close, nothing
+//! more: for device nodes), or mknod:TYPE:MAJOR:MINOR:PATH (TYPE c or b); or
+//! /checker attack-exe DEV INO SECONDS (see `attack`).
 
 mod attack;
 
@@ -119,6 +120,12 @@ fn probe(arg: &str) -> Value {
             .open(path)
             .and_then(|mut f| f.write_all(b"1\n"))
             .map(|()| Value::Null),
+        "open-r" | "open-w" | "open-rw" => fs::OpenOptions::new()
+            .read(kind != "open-w")
+            .write(kind != "open-r")
+            .open(path)
+            .map(|_| Value::Null),
+        "mknod" => mknod(path),
         "ls" => fs::read_dir(path).and_then(|d| {
             let mut names = d
                 .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -151,6 +158,29 @@ fn selinux_label(path: &str) -> io::Result<String> {
         return Err(io::Error::last_os_error());
     }
     Ok(String::from_utf8_lossy(&buf[..n as usize]).trim_end_matches('\0').to_string())
+}
+
+/// `TYPE:MAJOR:MINOR:PATH`: a device node with mode 0666.
+fn mknod(spec: &str) -> io::Result<Value> {
+    let bad = || io::Error::from_raw_os_error(libc::EINVAL);
+    let mut parts = spec.splitn(4, ':');
+    let (Some(kind), Some(major), Some(minor), Some(path)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let kind = match kind {
+        "c" => libc::S_IFCHR,
+        "b" => libc::S_IFBLK,
+        _ => return Err(bad()),
+    };
+    let (major, minor) = (major.parse().map_err(|_| bad())?, minor.parse().map_err(|_| bad())?);
+    let path = std::ffi::CString::new(path).map_err(|_| bad())?;
+    // SAFETY: path is a NUL-terminated string that outlives the call.
+    let r = unsafe { libc::mknod(path.as_ptr(), kind | 0o666, libc::makedev(major, minor)) };
+    if r == 0 {
+        Ok(Value::Null)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Inode of each namespace: equal inodes (on the same nsfs) mean the same namespace.
