@@ -3,6 +3,7 @@
 //! host that cannot honour them. Each is checked from inside; bad values must fail `create`,
 //! with an error that names the field, and leave nothing behind.
 
+use super::errors::create_fails_naming;
 use super::{skip, Test};
 use crate::harness::Ctx;
 use crate::report::Report;
@@ -75,20 +76,6 @@ pub const TESTS: &[Test] = &[
         })
     }),
 ];
-
-/// `create` of the base config edited by `edit` must fail, say `field` (case-insensitively)
-/// on stderr, and leave no state and no cgroup.
-fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
-    let b = ctx.bundle(edit)?;
-    ctx.track(&b.id);
-    let out = ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.failed()?;
-    ensure!(
-        out.stderr.to_lowercase().contains(&field.to_lowercase()),
-        "the error does not name {field}: {}",
-        out.stderr.trim()
-    );
-    ctx.assert_nothing_left(&b.id, &b.cgroup)
-}
 
 fn no_apparmor() -> Result<()> {
     let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
