@@ -99,7 +99,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
             let _ = kill(first, Signal::SIGKILL);
             // In a frozen v1 cgroup (a paused container) the kill takes effect only on `resume`:
             // no waiting for it then; whoever inherits the process when we exit reaps it.
-            if !state.cgroup.is_frozen().unwrap_or(false) {
+            if status != Status::Paused && !state.cgroup.is_frozen().unwrap_or(true) {
                 while nix::sys::wait::wait().is_ok() {}
             }
             return Err(e);
