@@ -178,6 +178,24 @@ fn kill_all_signals_each_process_of_a_running_cgroup() {
     t.cg.destroy().unwrap();
 }
 
+/// SIGKILL for every process goes through cgroup.kill where the kernel has it: a process only
+/// in the cgroup2 directory (on a hybrid host: in none of the v1 ones, whose pid lists the
+/// signal-each path reads) dies too.
+#[test]
+fn sigkill_for_all_goes_through_cgroup_kill() {
+    let t = TestCgroup::new("cgkill");
+    t.cg.create().unwrap();
+    let Some(unified) = t.cg.dirs().last().filter(|d| d.join("cgroup.kill").exists()) else {
+        eprintln!("skipped: no cgroup.kill");
+        return;
+    };
+    let mut child = Sleeper::spawn();
+    std::fs::write(unified.join("cgroup.procs"), child.pid().to_string()).unwrap();
+    t.cg.kill_all(Signal::SIGKILL).unwrap();
+    assert_eq!(child.reap(), Some(libc::SIGKILL));
+    t.cg.destroy().unwrap();
+}
+
 #[test]
 fn sub_cgroups_are_counted_and_removed() {
     let t = TestCgroup::new("nested");

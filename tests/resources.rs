@@ -343,6 +343,21 @@ fn cpu_and_cpuset_are_written() {
 }
 
 #[test]
+fn zero_shares_and_empty_cpu_lists_mean_unset() {
+    if !v1_host() {
+        return;
+    }
+    let c = Ctr::new("unset", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["cpu"] = json!({ "shares": 0, "cpus": "", "mems": "" });
+    });
+    c.start_detached();
+    assert_eq!(c.cg_file("cpu", "cpu.shares"), "1024");
+    let parent = |f: &str| fs::read_to_string(c.cg("cpuset").parent().unwrap().join(f)).unwrap().trim().to_string();
+    assert_eq!(c.cg_file("cpuset", "cpuset.cpus"), parent("cpuset.cpus"));
+    assert_eq!(c.cg_file("cpuset", "cpuset.mems"), parent("cpuset.mems"));
+}
+
+#[test]
 fn blkio_is_written() {
     if !v1_host() {
         return;
