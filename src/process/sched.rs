@@ -70,7 +70,7 @@ pub fn parse_id_list(field: &str, list: &str) -> Result<Vec<u32>> {
 
 /// The ranges of a list like "0-3,7".
 fn id_ranges(field: &str, list: &str) -> Result<Vec<(u32, u32)>> {
-    let bad = || Error::config(format_args!("{field} {list:?}: expected a list like \"0-3,7\""));
+    let bad = || Error::config(format_args!("{field}: {list:?}: expected a list like \"0-3,7\""));
     let mut ranges = Vec::new();
     for part in list.split(',') {
         let (lo, hi) = part.split_once('-').unwrap_or((part, part));
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(first_missing("f", "0-3,9", file).unwrap(), None);
         assert_eq!(first_missing("f", "2-8", file).unwrap(), Some(4));
         assert_eq!(first_missing("f", "9-4294967295", file).unwrap(), Some(10));
-        assert!(first_missing("f", "x", file).unwrap_err().to_string().contains("f \"x\""));
+        assert!(first_missing("f", "x", file).unwrap_err().to_string().contains("f: \"x\""));
         std::fs::remove_file(&dir).unwrap();
     }
 

@@ -46,13 +46,13 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
             [("cpu.cpus", c.cpus(), Some(POSSIBLE_CPUS), "cpu"), ("cpu.mems", c.mems(), nodes, "memory node")]
         {
             let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else { continue };
-            let field = format!("linux.resources.{field}");
+            let full = format!("linux.resources.{field}");
             let missing = match possible {
-                Some(file) => first_missing(&field, list, file)?,
-                None => parse_id_list(&field, list)?.into_iter().find(|n| *n != 0),
+                Some(file) => first_missing(&full, list, file)?,
+                None => parse_id_list(&full, list)?.into_iter().find(|n| *n != 0),
             };
             if let Some(id) = missing {
-                return Err(Error::config(format!("{field} {list:?}: {what} {id} does not exist on this host")));
+                return Err(bad(field, format!("{list:?}: {what} {id} does not exist on this host")));
             }
         }
     }
@@ -212,8 +212,8 @@ mod tests {
         assert!(err(r#"{"memory":{"limit":-5}}"#).contains("linux.resources.memory.limit"));
         assert!(err(r#"{"memory":{"swappiness":101}}"#).contains("memory.swappiness"));
         assert!(err(r#"{"cpu":{"cpus":"0-"}}"#).contains("linux.resources.cpu.cpus"));
-        assert!(err(r#"{"cpu":{"cpus":"0-4095"}}"#).contains("linux.resources.cpu.cpus \"0-4095\": cpu "));
-        assert!(err(r#"{"cpu":{"mems":"4095"}}"#).contains("linux.resources.cpu.mems \"4095\": memory node 4095"));
+        assert!(err(r#"{"cpu":{"cpus":"0-4095"}}"#).contains("linux.resources.cpu.cpus: \"0-4095\": cpu "));
+        assert!(err(r#"{"cpu":{"mems":"4095"}}"#).contains("linux.resources.cpu.mems: \"4095\": memory node 4095"));
         assert!(err(r#"{"cpu":{"idle":2}}"#).contains("cpu.idle"));
         assert!(err(r#"{"blockIO":{"weight":5}}"#).contains("blockIO.weight"));
         assert!(err(r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#)
