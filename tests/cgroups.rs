@@ -4,6 +4,7 @@
 //! there: every cgroup made here is `/berth-test/<pid>-<n>-<name>` from the hierarchy roots,
 //! and is removed again (the shared `/berth-test` parent too, if nobody else is using it).
 
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use berth::cgroups::Cgroup;
 use berth::Error;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
 /// A cgroup at a fresh absolute path, destroyed (with its `/berth-test` parent if empty) on drop.
@@ -174,6 +178,24 @@ fn kill_all_signals_each_process_of_a_running_cgroup() {
     t.cg.destroy().unwrap();
 }
 
+/// SIGKILL for every process goes through cgroup.kill where the kernel has it: a process only
+/// in the cgroup2 directory (on a hybrid host: in none of the v1 ones, whose pid lists the
+/// signal-each path reads) dies too.
+#[test]
+fn sigkill_for_all_goes_through_cgroup_kill() {
+    let t = TestCgroup::new("cgkill");
+    t.cg.create().unwrap();
+    let Some(unified) = t.cg.dirs().last().filter(|d| d.join("cgroup.kill").exists()) else {
+        eprintln!("skipped: no cgroup.kill");
+        return;
+    };
+    let mut child = Sleeper::spawn();
+    std::fs::write(unified.join("cgroup.procs"), child.pid().to_string()).unwrap();
+    t.cg.kill_all(Signal::SIGKILL).unwrap();
+    assert_eq!(child.reap(), Some(libc::SIGKILL));
+    t.cg.destroy().unwrap();
+}
+
 #[test]
 fn sub_cgroups_are_counted_and_removed() {
     let t = TestCgroup::new("nested");
@@ -278,11 +300,48 @@ fn bad_paths_are_config_errors() {
 }
 
 #[test]
-fn unified_dir_only_on_pure_v2() {
+fn open_for_clone_only_on_pure_v2() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let has_v1 = mountinfo.lines().any(|l| l.contains(" - cgroup "));
     let t = TestCgroup::new("unified");
-    assert_eq!(t.cg.unified_dir().is_some(), !has_v1);
+    t.cg.create().unwrap();
+    assert_eq!(t.cg.open_for_clone(&[]).unwrap().is_some(), !has_v1);
+    if !has_v1 {
+        let err = t.cg.open_for_clone(&["nosuch".into()]).unwrap_err();
+        assert!(err.to_string().contains("nosuch"), "{err}");
+    }
+}
+
+/// clone3 with CLONE_INTO_CGROUP starts the child in the cgroup: tried on the cgroup2
+/// hierarchy of a pure v2 or hybrid host.
+#[test]
+fn clone_into_a_cgroup_starts_the_child_there() {
+    let t = TestCgroup::new("clone3");
+    t.cg.create().unwrap();
+    let Some(dir) = t.cg.dirs().last().filter(|d| d.join("cgroup.controllers").exists()) else {
+        eprintln!("skipped: no cgroup2 hierarchy");
+        return;
+    };
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::open(dir, flags, Mode::empty()).unwrap();
+    let pid = match berth::syscall::clone_fork_into(CloneFlags::empty(), fd.as_fd()) {
+        Ok(Some(pid)) => pid,
+        Ok(None) => loop {
+            // SAFETY: the child only waits to be killed: nothing that could need a lock.
+            unsafe { libc::pause() };
+        },
+        Err(e @ (nix::Error::ENOSYS | nix::Error::E2BIG | nix::Error::EINVAL)) => {
+            eprintln!("skipped: no clone3 CLONE_INTO_CGROUP: {e}");
+            return;
+        }
+        Err(e) => panic!("clone3: {e}"),
+    };
+    let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup"));
+    nix::sys::signal::kill(pid, Signal::SIGKILL).unwrap();
+    let status = nix::sys::wait::waitpid(pid, None).unwrap();
+    assert!(matches!(status, nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)), "{status:?}");
+    let want = format!("0::{}", t.path.display());
+    assert!(seen.unwrap().lines().any(|l| l == want), "child not in {want}");
 }
 
 /// `cg` as a later command would see it on a host without the v1 `controller` hierarchy

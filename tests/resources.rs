@@ -343,6 +343,21 @@ fn cpu_and_cpuset_are_written() {
 }
 
 #[test]
+fn zero_shares_and_empty_cpu_lists_mean_unset() {
+    if !v1_host() {
+        return;
+    }
+    let c = Ctr::new("unset", &["sleep", "1000"], |cfg| {
+        cfg["linux"]["resources"]["cpu"] = json!({ "shares": 0, "cpus": "", "mems": "" });
+    });
+    c.start_detached();
+    assert_eq!(c.cg_file("cpu", "cpu.shares"), "1024");
+    let parent = |f: &str| fs::read_to_string(c.cg("cpuset").parent().unwrap().join(f)).unwrap().trim().to_string();
+    assert_eq!(c.cg_file("cpuset", "cpuset.cpus"), parent("cpuset.cpus"));
+    assert_eq!(c.cg_file("cpuset", "cpuset.mems"), parent("cpuset.mems"));
+}
+
+#[test]
 fn blkio_is_written() {
     if !v1_host() {
         return;
@@ -775,4 +790,48 @@ fn events_reports_an_oom_kill() {
     assert!(rest.contains(&oom), "{rest:?}");
     let (status, err) = exit_of(&mut events);
     assert!(status.success() && err.is_empty(), "{status}: {err}");
+}
+
+#[test]
+fn a_failed_exec_into_a_paused_container_does_not_wait_for_its_frozen_process() {
+    if !v1_host() {
+        return;
+    }
+    // exec joins the hierarchies in /proc/self/cgroup's order: the frozen freezer cgroup must
+    // come before the cpuset one that refuses the process.
+    let order = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let at = |c: &str| order.lines().position(|l| l.split(':').nth(1).is_some_and(|l| l.split(',').any(|x| x == c)));
+    if !matches!((at("freezer"), at("cpuset")), (Some(f), Some(c)) if f < c) {
+        eprintln!("skipped: the freezer hierarchy does not come before cpuset");
+        return;
+    }
+    let c = Ctr::new("frozenexec", &["sleep", "1000"], |_| {});
+    c.start_detached();
+    // A v1 cpuset cgroup takes no process until it has cpus: joining this one fails.
+    fs::create_dir(c.cg("cpuset").join("empty")).unwrap();
+    assert!(c.cmd("pause", &[]).status.success());
+    let mut exec = c
+        .berth(&["exec", "--ignore-paused", "--cgroup", "cpuset:empty", &c.id, "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(c.dir.join("exec.stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = exec.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let _ = exec.kill();
+            let _ = exec.wait();
+            panic!("exec still waits for its frozen process after 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = fs::read_to_string(c.dir.join("exec.stderr")).unwrap();
+    assert!(!status.success() && err.contains("cpuset"), "{status:?}: {err}");
+    // The killed process was left in the frozen cgroup: it dies once the container resumes.
+    assert!(c.cmd("resume", &[]).status.success());
+    wait_until("the killed exec process to go", || c.pids().len() == 1);
 }

@@ -156,6 +156,11 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "selinux/invalid-label",
         "runc 1.1.5 refuses a label the policy does not know, but its error names /proc/self/attr/keycreate, not the field",
     ),
+    (
+        "runc",
+        "lifecycle/delete-force-kills-whole-cgroup",
+        "runc 1.1 delete --force kills only the init of a container with its own pid namespace: a process that joined its cgroup from outside survives, and so does the cgroup",
+    ),
     // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts): make vm-conformance RUNTIME=crun.
     ("crun", "features/namespaces", "crun 1.8 has no features command"),
     ("crun", "cgroups/events-stats", "crun 1.8 has no events command"),
@@ -223,6 +228,10 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "cgroups/default-device-rules",
         "crun 1.8 applies no device rules at all, not even its defaults, when linux.resources.devices is empty: a node the container mknods opens (seen in the VM)",
     ),
+    ("crun", "create-error/negative-memory-limit", "crun 1.8 leaves the container's cgroup behind when the kernel refuses a linux.resources value"),
+    ("crun", "create-error/cpus-not-on-host", "crun 1.8 leaves the container's cgroup behind when the kernel refuses a linux.resources value"),
+    ("crun", "create-error/unknown-unified-key", "crun 1.8 leaves the container's cgroup behind when a linux.resources.unified file does not exist"),
+    ("crun", "create-error/device-rule-bad-type", "crun 1.8 accepts a device rule of type \"x\""),
 ];
 
 pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {

@@ -23,13 +23,16 @@ mod stats;
 mod v1;
 mod v2;
 
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::sys::signal::{self, Signal};
+use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 
 pub use oom::OomWatch;
 pub use resources::validate as validate_resources;
@@ -129,9 +132,17 @@ impl Cgroup {
         }
     }
 
-    /// On a pure v2 host, the cgroup's directory (for clone3's CLONE_INTO_CGROUP).
-    pub fn unified_dir(&self) -> Option<PathBuf> {
-        self.unified.clone().filter(|_| self.v1.is_empty())
+    /// On a pure v2 host, the cgroup's directory (`subs` as for [`Cgroup::add_to`]) opened for
+    /// clone3's CLONE_INTO_CGROUP. None on v1 and hybrid hosts: their v1 hierarchies need a
+    /// cgroup.procs write anyway, so the process joins every hierarchy that way.
+    pub fn open_for_clone(&self, subs: &[String]) -> Result<Option<OwnedFd>> {
+        if !self.v1.is_empty() {
+            return Ok(None);
+        }
+        let Some(dir) = self.targets(subs)?.pop() else { return Ok(None) };
+        let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::open(&dir, flags, Mode::empty()).ctx(|| format!("open cgroup {}", dir.display()))?;
+        Ok(Some(fd))
     }
 
     /// mkdir the cgroup (and missing parents) in every hierarchy. If a step fails, what this
@@ -165,10 +176,19 @@ impl Cgroup {
         self.add_to(pid, &[])
     }
 
-    /// Move pid into existing sub-cgroups of the container (`exec --cgroup`): each entry is
-    /// `path` (every hierarchy) or `controller:path` (the v1 hierarchy with that controller);
-    /// hierarchies no entry names get the container's cgroup itself.
+    /// Move pid into existing sub-cgroups of the container (`exec --cgroup`): see
+    /// [`Cgroup::targets`]. Every target is checked before the first write.
     pub fn add_to(&self, pid: Pid, subs: &[String]) -> Result<()> {
+        for dir in self.targets(subs)? {
+            fs::write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directory to join in each hierarchy (v1 ones first): each entry of `subs` is `path`
+    /// (every hierarchy) or `controller:path` (the v1 hierarchy with that controller), below
+    /// the container's cgroup; hierarchies no entry names get the container's cgroup itself.
+    fn targets(&self, subs: &[String]) -> Result<Vec<PathBuf>> {
         let mut any: Option<&Path> = None;
         let mut named: Vec<(&str, &Path)> = Vec::new();
         for sub in subs {
@@ -189,6 +209,7 @@ impl Cgroup {
             }
         }
         let v1 = self.v1.iter().map(|h| (h.dir.as_path(), named.iter().find(|(c, _)| h.has(c)).map(|(_, p)| *p)));
+        let mut targets = Vec::new();
         for (dir, sub) in v1.chain(self.unified.as_deref().map(|d| (d, None))) {
             let target = match sub.or(any) {
                 Some(p) => dir.join(p),
@@ -197,9 +218,9 @@ impl Cgroup {
             if !target.is_dir() {
                 return Err(Error::Usage(format!("--cgroup: {} does not exist", target.display())));
             }
-            fs::write(&target.join("cgroup.procs"), &pid.to_string())?;
+            targets.push(target);
         }
-        Ok(())
+        Ok(targets)
     }
 
     /// The pids in the cgroup and in any cgroups below it, sorted. Read from one hierarchy:

@@ -62,6 +62,8 @@ pub(super) fn thaw(dir: &Path) -> Result<()> {
     write(&dir.join(STATE), "THAWED")
 }
 
+/// Whether `dir` is paused: FROZEN, or FREEZING, which it reads while a freeze is in force but
+/// some task is not frozen yet (one that just joined, or one a fatal signal woke up).
 pub(super) fn is_frozen(dir: &Path) -> Result<bool> {
-    Ok(read(&dir.join(STATE))?.trim() == "FROZEN")
+    Ok(read(&dir.join(STATE))?.trim() != "THAWED")
 }

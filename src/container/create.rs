@@ -62,6 +62,18 @@ impl Drop for Undo {
 
 /// Create the container; returns the init's pid. The init then waits for `start`.
 pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
+    check(&opts)?.create(store, opts)
+}
+
+/// A bundle loaded and checked by [`check`]; nothing exists yet.
+pub(super) struct Checked {
+    bundle: spec::Bundle,
+    ns: Plan,
+    cgroup: Cgroup,
+}
+
+/// Load the bundle and check everything that can be checked without touching the system.
+pub(super) fn check(opts: &CreateOptions) -> Result<Checked> {
     spec::validate_id(opts.id)?;
     let mut bundle = spec::load(opts.bundle)?;
     if opts.listen_fds > 0 {
@@ -77,16 +89,36 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
     validate_attrs(process, linux)?;
     let ns = Plan::from_linux(linux)?;
     let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
-    let resources = linux.resources().clone().unwrap_or_default();
-    crate::cgroups::validate_resources(&resources)?;
-    let terminal = process.terminal().unwrap_or(false);
-    if terminal && opts.console.is_none() {
-        return Err(Error::Usage("process.terminal is set: --console-socket is required".into()));
-    }
-    if !terminal && opts.console.is_some() {
-        return Err(Error::Usage("--console-socket given but process.terminal is not set".into()));
+    crate::cgroups::validate_resources(linux.resources().as_ref().unwrap_or(&Default::default()))?;
+    Ok(Checked { bundle, ns, cgroup })
+}
+
+impl Checked {
+    /// process.terminal: whether the container wants a pty (`run` bridges it).
+    pub fn terminal(&self) -> bool {
+        let process = self.bundle.spec.process().as_ref().expect("validated");
+        process.terminal().unwrap_or(false)
     }
 
+    /// [`create`] from here; `opts` must be the ones checked (its console may be set since).
+    pub fn create(self, store: &Store, opts: CreateOptions) -> Result<Pid> {
+        let terminal = self.terminal();
+        if terminal && opts.console.is_none() {
+            return Err(Error::Usage("process.terminal is set: --console-socket is required".into()));
+        }
+        if !terminal && opts.console.is_some() {
+            return Err(Error::Usage("--console-socket given but process.terminal is not set".into()));
+        }
+        make(store, opts, &self.bundle, &self.ns, self.cgroup)
+    }
+}
+
+/// Everything `create` makes, undone by [`Undo`] if a step fails.
+fn make(store: &Store, opts: CreateOptions, bundle: &spec::Bundle, ns: &Plan, cgroup: Cgroup) -> Result<Pid> {
+    let sp = &bundle.spec;
+    let linux = sp.linux().as_ref().expect("validated");
+    let process = sp.process().as_ref().expect("validated");
+    let resources = linux.resources().clone().unwrap_or_default();
     let dir = store.create(opts.id)?;
     let mut undo = Undo { dir: None, cgroup: None, pids: Vec::new() };
     let fifo = dir.fifo();
@@ -104,11 +136,12 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
 
     let listener = seccomp::connect_listener(linux)?;
     let procfs = crate::procfs::open_private()?;
+    let cgroup_fd = cgroup.open_for_clone(&[])?;
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
-        bundle: &bundle,
-        ns: &ns,
+        bundle,
+        ns,
         fifo: &fifo,
         console: opts.console.as_ref().map(|c| c.as_fd()),
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
@@ -117,10 +150,14 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
+        cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
     };
-    let first = process::spawn_init(&args, &chan, child_chan)?;
+    let spawned = process::spawn_init(&args, &chan, child_chan)?;
+    let first = spawned.pid;
     undo.pids.push(first);
-    cgroup.add(first)?;
+    if !spawned.in_cgroup {
+        cgroup.add(first)?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         crate::procfs::write(procfs.as_fd(), &format!("{first}/oom_score_adj"), adj.to_string().as_bytes())
             .map_err(|e| Error::Init(format!("process.oomScoreAdj: {e}")))?;
@@ -147,7 +184,7 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
         seccomp: linux.seccomp().clone(),
         resources: linux.resources().clone(),
     };
-    let init = process::drive(first, &chan, linux, &ns, Some(procfs.as_fd()), |init| {
+    let init = process::drive(first, &chan, linux, ns, Some(procfs.as_fd()), |init| {
         if init != first {
             undo.pids.push(init);
         }

@@ -68,6 +68,10 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         process::become_subreaper()?;
     }
 
+    // execCPUAffinity.initial is for the time before the process joins the cgroup (whose
+    // cpuset may then change it): such a process is moved in after it is set.
+    let initial_affinity = opts.process.exec_cpu_affinity().as_ref().is_some_and(|a| a.initial().is_some());
+    let cgroup_fd = if initial_affinity { None } else { state.cgroup.open_for_clone(&opts.sub_cgroups)? };
     let (chan, child_chan) = sync::pair()?;
     let args = EnterArgs {
         process: &opts.process,
@@ -77,11 +81,13 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         seccomp_listener: listener.as_ref().map(|l| l.as_fd()),
         state: &state_json,
         procfs: procfs.as_ref().map(|p| p.as_fd()),
+        cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
     };
-    let first = process::spawn_enter(&args, &ns, &linux, &chan, child_chan)?;
+    let spawned = process::spawn_enter(&args, &ns, &linux, &chan, child_chan)?;
+    let first = spawned.pid;
     // The first child waits for "go", so the initial affinity holds for all its setup.
     let started = process::sched::set_initial_affinity(&opts.process, first)
-        .and_then(|()| state.cgroup.add_to(first, &opts.sub_cgroups))
+        .and_then(|()| if spawned.in_cgroup { Ok(()) } else { state.cgroup.add_to(first, &opts.sub_cgroups) })
         .and_then(|()| {
             process::drive(first, &chan, &linux, &ns, None, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
         });
@@ -93,7 +99,11 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         Err(e) => {
             // The intermediate process, if any, is killed.
             let _ = kill(first, Signal::SIGKILL);
-            while nix::sys::wait::wait().is_ok() {}
+            // In a frozen v1 cgroup (a paused container) the kill takes effect only on `resume`:
+            // no waiting for it then; whoever inherits the process when we exit reaps it.
+            if status != Status::Paused && !state.cgroup.is_frozen().unwrap_or(true) {
+                while nix::sys::wait::wait().is_ok() {}
+            }
             return Err(e);
         }
     };

@@ -11,6 +11,7 @@ use nix::sys::termios::{self, SetArg, Termios};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use super::create::check;
 use super::{create, delete, start, CreateOptions};
 use crate::state::Store;
 use crate::{console, Context, Result};
@@ -30,11 +31,9 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         start(store, &id)?;
         return Ok(0);
     }
-    let terminal = crate::spec::load(opts.create.bundle)
-        .map(|b| b.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false))
-        .unwrap_or(false);
-    let fg = Foreground::prepare(terminal, &mut opts.create.console)?;
-    let init = create(store, opts.create)?;
+    let checked = check(&opts.create)?;
+    let fg = Foreground::prepare(checked.terminal(), &mut opts.create.console)?;
+    let init = checked.create(store, opts.create)?;
     let result = fg.attach(init, || start(store, &id));
     if !opts.keep {
         if let Err(e) = delete(store, &id, true) {

@@ -23,7 +23,7 @@ use oci_spec::runtime::{Linux, Process};
 
 use crate::namespaces::{self, Plan};
 use crate::spec::Bundle;
-use crate::syscall::clone_fork;
+use crate::syscall::{clone_fork, clone_fork_into};
 use crate::{Context, Error, Result};
 use sync::{Channel, Msg};
 
@@ -43,6 +43,8 @@ pub struct InitArgs<'a> {
     pub no_new_keyring: bool,
     /// Fds of the runtime the child must close at once (the state dir lock).
     pub close_fds: &'a [RawFd],
+    /// The container's cgroup to clone the process into (see [`Spawned`]).
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// What a process `exec` adds to a running container needs.
@@ -56,6 +58,7 @@ pub struct EnterArgs<'a> {
     pub state: &'a str,
     /// As in [`InitArgs`], when the process has LSM labels to set.
     pub procfs: Option<BorrowedFd<'a>>,
+    pub cgroup: Option<BorrowedFd<'a>>,
 }
 
 /// What every spawned container process needs before its own part runs.
@@ -69,29 +72,66 @@ struct Spawn<'a> {
     /// closed it too, a failure reported after "ready" (a refused execve) finds nobody
     /// listening and goes to the process's stderr instead of vanishing into the channel.
     peer: RawFd,
+    cgroup: Option<BorrowedFd<'a>>,
 }
 
-/// Start the container init (see [`init`]); returns the first child's pid, for [`drive`].
+/// The first child of a spawn, waiting for "go".
+#[derive(Debug, Clone, Copy)]
+pub struct Spawned {
+    pub pid: Pid,
+    /// Cloned straight into its cgroup (clone3 CLONE_INTO_CGROUP, pure cgroup v2): the caller
+    /// must not move it there. Otherwise the caller writes it to cgroup.procs before "go".
+    pub in_cgroup: bool,
+}
+
+/// Start the container init (see [`init`]); returns the first child, for [`drive`].
 /// `parent` and `chan` are the two ends of [`sync::pair`]; the child gets `chan`.
-pub fn spawn_init(args: &InitArgs, parent: &Channel, chan: Channel) -> Result<Pid> {
+pub fn spawn_init(args: &InitArgs, parent: &Channel, chan: Channel) -> Result<Spawned> {
     let linux = args.bundle.spec.linux().as_ref().expect("validated");
-    let sp = Spawn { ns: args.ns, linux, close_fds: args.close_fds, procfs: Some(args.procfs), peer: parent.raw() };
+    let sp = Spawn {
+        ns: args.ns,
+        linux,
+        close_fds: args.close_fds,
+        procfs: Some(args.procfs),
+        peer: parent.raw(),
+        cgroup: args.cgroup,
+    };
     spawn(&sp, chan, |c| init::run(args, c))
 }
 
 /// Start a process in the namespaces of a running container (`ns` joins them all).
-pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, parent: &Channel, chan: Channel) -> Result<Pid> {
-    spawn(&Spawn { ns, linux, close_fds: &[], procfs: None, peer: parent.raw() }, chan, |c| enter::run(args, c))
+pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, parent: &Channel, chan: Channel) -> Result<Spawned> {
+    let sp = Spawn { ns, linux, close_fds: &[], procfs: None, peer: parent.raw(), cgroup: args.cgroup };
+    spawn(&sp, chan, |c| enter::run(args, c))
 }
 
 /// Clone the first child. It runs `body` itself when one clone can make every namespace;
 /// otherwise it joins/unshares and forks the process that does (see [`Plan::single_clone`]).
-/// Returns the first child's pid; the parent then drives [`Msg`]s through `chan`.
-fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infallible>) -> Result<Pid> {
+/// Returns the first child; the parent then drives [`Msg`]s through `chan`.
+fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infallible>) -> Result<Spawned> {
     // The cgroup namespace is unshared after "go" (see child()).
     let flags = if sp.ns.single_clone() { sp.ns.new - CloneFlags::CLONE_NEWCGROUP } else { CloneFlags::empty() };
-    match clone_fork(flags).ctx(|| "clone container process")? {
-        Some(pid) => Ok(pid),
+    let into = sp.cgroup.and_then(|fd| match clone_fork_into(flags, fd) {
+        Ok(cloned) => Some(cloned),
+        // Any failure: an old kernel or a seccomp filter, or one a cgroup.procs write also
+        // meets and then names with its path; a real clone error comes back from clone(2).
+        Err(e) => {
+            tracing::debug!("clone3 into the container's cgroup: {e}; cloning, then moving the process");
+            None
+        }
+    });
+    let in_cgroup = into.is_some();
+    let cloned = match into {
+        Some(cloned) => cloned,
+        None => clone_fork(flags).ctx(|| "clone container process")?,
+    };
+    match cloned {
+        Some(pid) => {
+            if in_cgroup {
+                tracing::debug!("process {pid} started in its cgroup (clone3 CLONE_INTO_CGROUP)");
+            }
+            Ok(Spawned { pid, in_cgroup })
+        }
         None => {
             let err = match child(sp, &chan).and_then(|()| body(&chan)) {
                 Err(e) => e,

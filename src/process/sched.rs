@@ -23,12 +23,10 @@ pub fn validate(process: &Process) -> Result<()> {
         }
     }
     if let Some(aff) = process.exec_cpu_affinity() {
-        let online = std::fs::read_to_string(ONLINE_CPUS).ctx(|| format!("read {ONLINE_CPUS}"))?;
-        let online = parse_id_list("online cpus", online.trim())?;
         for (field, list) in [("initial", aff.initial()), ("final", aff.cpu_affinity_final())] {
             let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else { continue };
             let field = format!("process.execCPUAffinity.{field}");
-            if let Some(cpu) = parse_id_list(&field, list)?.into_iter().find(|c| !online.contains(c)) {
+            if let Some(cpu) = first_missing(&field, list, ONLINE_CPUS)? {
                 return Err(Error::config(format_args!("{field} {list:?}: cpu {cpu} is not online")));
             }
         }
@@ -67,17 +65,40 @@ fn validate_scheduler(s: &Scheduler) -> Result<()> {
 
 /// Parse a list like "0-3,7" (the format of execCPUAffinity, memoryPolicy.nodes and sysfs).
 pub fn parse_id_list(field: &str, list: &str) -> Result<Vec<u32>> {
-    let bad = || Error::config(format_args!("{field} {list:?}: expected a list like \"0-3,7\""));
-    let mut ids = Vec::new();
+    Ok(id_ranges(field, list)?.into_iter().flat_map(|(lo, hi)| lo..=hi).collect())
+}
+
+/// The ranges of a list like "0-3,7".
+fn id_ranges(field: &str, list: &str) -> Result<Vec<(u32, u32)>> {
+    let bad = || Error::config(format_args!("{field}: {list:?}: expected a list like \"0-3,7\""));
+    let mut ranges = Vec::new();
     for part in list.split(',') {
         let (lo, hi) = part.split_once('-').unwrap_or((part, part));
         let (lo, hi): (u32, u32) = (lo.parse().map_err(|_| bad())?, hi.parse().map_err(|_| bad())?);
         if lo > hi {
             return Err(bad());
         }
-        ids.extend(lo..=hi);
+        ranges.push((lo, hi));
     }
-    Ok(ids)
+    Ok(ranges)
+}
+
+/// The first id of `list` (config field `field`) that the sysfs id list `file` (such as the
+/// online CPUs) lacks; ranges are compared as ranges, so a huge one costs nothing.
+pub fn first_missing(field: &str, list: &str, file: &str) -> Result<Option<u32>> {
+    let have = std::fs::read_to_string(file).ctx(|| format!("read {file}"))?;
+    let have = id_ranges(file, have.trim())?;
+    for (lo, hi) in id_ranges(field, list)? {
+        let mut id = lo;
+        loop {
+            match have.iter().find(|(a, b)| (*a..=*b).contains(&id)) {
+                None => return Ok(Some(id)),
+                Some(&(_, b)) if b >= hi => break,
+                Some(&(_, b)) => id = b + 1,
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Scheduler and I/O priority of the calling process; before capabilities are dropped, as the
@@ -186,6 +207,18 @@ fn set_affinity(which: &str, list: Option<&str>, pid: Pid) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_ids() {
+        let dir = std::env::temp_dir().join(format!("berth-ids-{}", std::process::id()));
+        std::fs::write(&dir, "0-3,8-9\n").unwrap();
+        let file = dir.to_str().unwrap();
+        assert_eq!(first_missing("f", "0-3,9", file).unwrap(), None);
+        assert_eq!(first_missing("f", "2-8", file).unwrap(), Some(4));
+        assert_eq!(first_missing("f", "9-4294967295", file).unwrap(), Some(10));
+        assert!(first_missing("f", "x", file).unwrap_err().to_string().contains("f: \"x\""));
+        std::fs::remove_file(&dir).unwrap();
+    }
 
     #[test]
     fn id_lists() {

@@ -2,7 +2,7 @@
 //! whichever the host has), and enforced where that is quick to show.
 
 use super::lifecycle::WAIT_FOR_GO;
-use super::{wait_for, Test};
+use super::{skip, wait_for, Test};
 use crate::harness::{cgroup_dirs, Bundle, Ctx};
 use crate::runtime::Running;
 use anyhow::{bail, ensure, Context, Result};
@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = &[
     ("cgroups/events-stats", events_stats),
     ("cgroups/events-end-with-container", events_end_with_container),
     ("cgroups/oom-event", oom_event),
+    ("cgroups/blkio-throttle", blkio_throttle),
 ];
 
 /// Each limit with the files that may show it (v1 layouts, then v2), and what they must read.
@@ -41,30 +42,44 @@ fn limits_visible(ctx: &mut Ctx) -> Result<()> {
         v["linux"]["resources"]["pids"] = json!({ "limit": 64 });
         v["linux"]["resources"]["cpu"] = json!({ "quota": 50000, "period": 100000 });
     })?;
-    // Without a cgroup namespace a cgroup2 mount shows the whole hierarchy: the container's
-    // files are then under its cgroupsPath, known once the bundle exists.
-    let mut config: Value = serde_json::from_slice(&fs::read(b.config_path())?)?;
-    let own = config["linux"]["cgroupsPath"].as_str().unwrap_or_default().to_string();
-    let files = |f: &str| {
-        let v2 = f.strip_prefix("/sys/fs/cgroup/").filter(|n| !n.contains('/'));
-        std::iter::once(f.to_string()).chain(v2.map(|n| format!("/sys/fs/cgroup{own}/{n}")))
-    };
-    let probes: Vec<String> =
-        LIMITS.iter().flat_map(|(_, fs, _)| fs.iter().flat_map(|f| files(f))).map(|f| format!("read:{f}")).collect();
-    config["process"]["args"] = json!(std::iter::once("/checker".to_string()).chain(probes).collect::<Vec<_>>());
-    fs::write(b.config_path(), serde_json::to_vec(&config)?)?;
-    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
-    let r = Report::parse(&out.stdout)?;
+    let files: Vec<&[&str]> = LIMITS.iter().map(|(_, f, _)| *f).collect();
+    let (r, own) = read_cgroup_files(ctx, &b, &files, &[])?;
     for (what, candidates, want) in LIMITS {
-        let seen = candidates
-            .iter()
-            .flat_map(|f| files(f))
-            .find_map(|p| r.probe(&format!("read:{p}")).ok().and_then(|v| v.as_str().map(String::from)));
-        let seen = seen.ok_or_else(|| anyhow::anyhow!("{what}: none of {candidates:?} is readable in the container"))?;
+        let seen = first_readable(&r, &own, candidates)
+            .ok_or_else(|| anyhow::anyhow!("{what}: none of {candidates:?} is readable in the container"))?;
         // v2's cpu.max reads "QUOTA PERIOD"; the v1 files hold the number alone.
         ensure!(seen.split_whitespace().next() == Some(want), "{what}: container sees {seen:?}, want {want}");
     }
     Ok(())
+}
+
+/// Where the container may see cgroup file `f`, given as its v1 or v2 path below
+/// /sys/fs/cgroup. Without a cgroup namespace a cgroup2 mount shows the whole hierarchy: the
+/// container's v2 files are then under its cgroupsPath `own` too.
+fn places(own: &str, f: &str) -> Vec<String> {
+    let v2 = f.strip_prefix("/sys/fs/cgroup/").filter(|n| !n.contains('/'));
+    std::iter::once(f.to_string()).chain(v2.map(|n| format!("/sys/fs/cgroup{own}/{n}"))).collect()
+}
+
+/// Run the checker in `b`, reading every place of each file of `files` (see [`places`]), with
+/// the `extra` probes after them; returns its report and the bundle's cgroupsPath.
+fn read_cgroup_files(ctx: &mut Ctx, b: &Bundle, files: &[&[&str]], extra: &[String]) -> Result<(Report, String)> {
+    let mut config: Value = serde_json::from_slice(&fs::read(b.config_path())?)?;
+    let own = config["linux"]["cgroupsPath"].as_str().unwrap_or_default().to_string();
+    let reads = files.iter().flat_map(|c| c.iter()).flat_map(|f| places(&own, f)).map(|p| format!("read:{p}"));
+    let args: Vec<String> = std::iter::once("/checker".to_string()).chain(reads).chain(extra.iter().cloned()).collect();
+    config["process"]["args"] = json!(args);
+    fs::write(b.config_path(), serde_json::to_vec(&config)?)?;
+    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    Ok((Report::parse(&out.stdout)?, own))
+}
+
+/// The content of the first of `candidates` the container could read.
+fn first_readable(r: &Report, own: &str, candidates: &[&str]) -> Option<String> {
+    candidates
+        .iter()
+        .flat_map(|f| places(own, f))
+        .find_map(|p| r.probe(&format!("read:{p}")).ok().and_then(|v| v.as_str().map(String::from)))
 }
 
 fn pids_limit_enforced(ctx: &mut Ctx) -> Result<()> {
@@ -316,4 +331,76 @@ fn oom_event(ctx: &mut Ctx) -> Result<()> {
     fs::write(b.rootfs().join("tmp/go"), "")?;
     let is_oom = |l: &str| serde_json::from_str::<Value>(l).is_ok_and(|e| e["type"] == "oom" && e["id"] == b.id.as_str());
     wait_stream(ctx, events, "an oom event", |out| out.lines().any(is_oom)).map(drop)
+}
+
+/// A whole disk of this host with something on it (no loop, ram or zram device):
+/// (name, major, minor) from /sys/block.
+fn block_device() -> Option<(String, u64, u64)> {
+    let mut names: Vec<String> =
+        fs::read_dir("/sys/block").ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names.into_iter().filter(|n| !["loop", "ram", "zram"].iter().any(|p| n.starts_with(p))).find_map(|n| {
+        let size: u64 = fs::read_to_string(format!("/sys/block/{n}/size")).ok()?.trim().parse().ok()?;
+        let dev = fs::read_to_string(format!("/sys/block/{n}/dev")).ok()?;
+        let (major, minor) = dev.trim().split_once(':')?;
+        let number = (major.parse().ok()?, minor.parse().ok()?);
+        (size > 0).then_some((n, number.0, number.1))
+    })
+}
+
+/// 1 MiB/s.
+const RATE: u64 = 1 << 20;
+
+/// blockIO throttles for a disk of the host show in the container's blkio.throttle.* (v1) or
+/// io.max (v2) file. The read limit is also enforced: the checker reads the disk (never
+/// writes: on a real host it is the system's disk) past the page cache, 3 MiB at 1 MiB/s,
+/// where the runner can read the disk itself fast enough for that to show.
+fn blkio_throttle(ctx: &mut Ctx) -> Result<()> {
+    let Some((name, major, minor)) = block_device() else { return Err(skip("no block device in /sys/block")) };
+    let unthrottled = unthrottled_read_ms(ctx, &name);
+    let node = "/dev/rt-disk";
+    let limit = json!([{ "major": major, "minor": minor, "rate": RATE }]);
+    let b = ctx.bundle(|v| {
+        v["linux"]["resources"]["blockIO"] = json!({ "throttleWriteBpsDevice": limit, "throttleReadBpsDevice": limit });
+        v["linux"]["devices"] = json!([{ "path": node, "type": "b", "major": major, "minor": minor, "fileMode": 0o440 }]);
+        let rules = v["linux"]["resources"]["devices"].as_array_mut().expect("base config has device rules");
+        rules.push(json!({ "allow": true, "type": "b", "major": major, "minor": minor, "access": "r" }));
+    })?;
+    let files = ["/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device", "/sys/fs/cgroup/io.max"];
+    let read = format!("directread:{node}");
+    let reads: &[String] = if unthrottled.is_ok() { std::slice::from_ref(&read) } else { &[] };
+    let (r, own) = read_cgroup_files(ctx, &b, &[&files], reads)?;
+    let seen = first_readable(&r, &own, &files)
+        .ok_or_else(|| anyhow::anyhow!("none of {files:?} is readable in the container"))?;
+    // v1: "MAJ:MIN RATE"; v2: "MAJ:MIN rbps=RATE wbps=RATE riops=max wiops=max".
+    let line = seen.lines().find(|l| l.starts_with(&format!("{major}:{minor} ")));
+    ensure!(
+        line.is_some_and(|l| l.ends_with(&format!(" {RATE}")) || l.split_whitespace().any(|w| w == format!("wbps={RATE}"))),
+        "write limit for {name} ({major}:{minor}) not in the container's cgroup: {seen:?}"
+    );
+    let unthrottled = match unthrottled {
+        Ok(ms) => ms,
+        Err(why) => {
+            eprintln!("blkio-throttle: limit not enforced here: {why}");
+            return Ok(());
+        }
+    };
+    let limited = r.probe(&read)?;
+    ensure!(limited["bytes"] == json!(3 << 20), "the container read {} bytes of {name}", limited["bytes"]);
+    let ms = limited["ms"].as_u64().unwrap_or(0);
+    ensure!(ms >= 1500, "3 MiB read at 1 MiB/s took {ms} ms in the container ({unthrottled} ms unthrottled)");
+    Ok(())
+}
+
+/// How long the checker, run by the runner itself, takes to read disk `name` (see
+/// [`blkio_throttle`]); Err says why the disk can't show a limit.
+fn unthrottled_read_ms(ctx: &Ctx, name: &str) -> Result<u64, String> {
+    let probe = format!("directread:/dev/{name}");
+    let out = std::process::Command::new(&ctx.env.checker).arg(&probe).output().map_err(|e| e.to_string())?;
+    let report = Report::parse(&String::from_utf8_lossy(&out.stdout)).map_err(|e| e.to_string())?;
+    let result = report.probe(&probe).map_err(|_| format!("the runner cannot read /dev/{name}: {}", report.get("probes")[&probe]))?;
+    match result["ms"].as_u64() {
+        Some(ms) if ms <= 500 && result["bytes"] == json!(3 << 20) => Ok(ms),
+        _ => Err(format!("/dev/{name} is too small or slow: {result}")),
+    }
 }

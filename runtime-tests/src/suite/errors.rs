@@ -2,7 +2,7 @@
 
 use super::Test;
 use crate::harness::{base_config, Bundle, Ctx};
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -71,30 +71,58 @@ pub const TESTS: &[Test] = &[
         program_fails(c, "no-such-program", &["executable file not found in", "no such file or directory"])
     }),
     ("create-error/program-not-executable", |c| program_fails(c, "/etc/passwd", &["permission denied"])),
+    // linux.resources the kernel would refuse, or that no kernel file takes.
+    ("create-error/negative-memory-limit", |c| {
+        create_fails_naming(c, "memory", |v| v["linux"]["resources"]["memory"] = json!({ "limit": -5 }))
+    }),
+    ("create-error/cpus-not-on-host", |c| {
+        let cpus = format!("0-{}", last_possible_cpu()? + 1);
+        create_fails_naming(c, "cpus", |v| v["linux"]["resources"]["cpu"] = json!({ "cpus": cpus }))
+    }),
+    ("create-error/device-rule-bad-type", |c| {
+        create_fails_naming(c, "type", |v| {
+            let rule = json!({ "allow": true, "type": "x", "major": 1, "minor": 3, "access": "rwm" });
+            v["linux"]["resources"]["devices"].as_array_mut().expect("base config has device rules").push(rule)
+        })
+    }),
+    // The key, or (runc on a v1 or hybrid host) the whole field, which it refuses there.
+    ("create-error/unknown-unified-key", |c| {
+        create_fails_naming_one_of(c, &["pids.bogus", "unified"], |v| {
+            v["linux"]["resources"]["unified"] = json!({ "pids.bogus": "1" })
+        })
+    }),
 ];
+
+/// The highest CPU number this host could ever have.
+fn last_possible_cpu() -> Result<u32> {
+    let possible = fs::read_to_string("/sys/devices/system/cpu/possible")?;
+    let last = possible.trim().rsplit([',', '-']).next().unwrap_or_default();
+    last.parse().with_context(|| format!("/sys/devices/system/cpu/possible: {possible:?}"))
+}
+
+/// `create` of the base config edited by `edit` must fail, say `field` (case-insensitively)
+/// on stderr, and leave no state and no cgroup.
+pub fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
+    create_fails_naming_one_of(ctx, &[field], edit)
+}
+
+/// Like [`create_fails_naming`], where saying any of `fields` will do.
+fn create_fails_naming_one_of(ctx: &mut Ctx, fields: &[&str], edit: impl FnOnce(&mut Value)) -> Result<()> {
+    let b = ctx.bundle(edit)?;
+    let said = create_refused(ctx, &b, &b.id)?.to_lowercase();
+    ensure!(fields.iter().any(|f| said.contains(&f.to_lowercase())), "the error names none of {fields:?}: {}", said.trim());
+    Ok(())
+}
 
 /// `create` of a bundle whose process.args[0] is `program` must fail like [`create_fails`], with
 /// an error that says one of `wording` (case-insensitive).
 fn program_fails(ctx: &mut Ctx, program: &str, wording: &[&str]) -> Result<()> {
-    let b = ctx.bundle(|v| v["process"]["args"] = json!([program]))?;
-    ctx.track(&b.id);
-    let out = ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.failed()?;
-    let said = out.stderr.to_lowercase();
-    ensure!(wording.iter().any(|w| said.contains(w)), "create of {program:?} failed saying {:?}, not one of {wording:?}", out.stderr.trim());
-    ctx.assert_nothing_left(&b.id, &b.cgroup)
+    create_fails_naming_one_of(ctx, wording, |v| v["process"]["args"] = json!([program]))
 }
 
 /// `create` of bundle `b` as `id` must exit non-zero and leave no state and no cgroup.
 pub fn create_fails(ctx: &mut Ctx, b: &Bundle, id: &str) -> Result<()> {
     create_refused(ctx, b, id).map(drop)
-}
-
-/// As [`create_fails`], and stderr must say `field` (case-insensitively).
-pub fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
-    let b = ctx.bundle(edit)?;
-    let stderr = create_refused(ctx, &b, &b.id)?;
-    ensure!(stderr.to_lowercase().contains(&field.to_lowercase()), "the error does not name {field}: {}", stderr.trim());
-    Ok(())
 }
 
 /// The stderr of a `create` that failed and left nothing behind.

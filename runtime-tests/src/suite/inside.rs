@@ -1,7 +1,7 @@
 //! What the container process sees, reported by the checker from inside.
 
 use super::{skip, wait_for, Test};
-use crate::harness::{ns_inode, Ctx};
+use crate::harness::{hierarchies, ns_inode, Ctx, CGROUP_PARENT};
 use crate::report::Report;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
@@ -44,6 +44,7 @@ pub const TESTS: &[Test] = &[
     ),
     ("inside/no-new-privileges", no_new_privileges),
     ("inside/cgroup-path", cgroup_path),
+    ("inside/cgroup-namespace-root", cgroup_namespace_root),
 ];
 
 const EROFS: i64 = libc::EROFS as i64;
@@ -650,6 +651,48 @@ fn cgroup_path(ctx: &mut Ctx) -> Result<()> {
     for line in text.lines() {
         let path = line.splitn(3, ':').nth(2).unwrap_or_default();
         ensure!(path == want, "cgroup line {line:?} is not in {want}");
+    }
+    Ok(())
+}
+
+/// In a cgroup namespace of its own the container's cgroup is the root of every hierarchy, and
+/// its `cgroup` mount shows that cgroup, not the host's whole hierarchy (whose top holds the
+/// suite's own parent cgroup). Also with a namespace joined by path (the runner's network
+/// namespace), for which a runtime may set its namespaces up in more steps.
+fn cgroup_namespace_root(ctx: &mut Ctx) -> Result<()> {
+    if !Path::new("/proc/self/ns/cgroup").exists() {
+        return Err(skip("kernel without cgroup namespaces"));
+    }
+    let dirs: Vec<String> = std::iter::once("/sys/fs/cgroup".to_string())
+        .chain(hierarchies().iter().filter_map(|h| Some(format!("/sys/fs/cgroup/{}", h.file_name()?.to_str()?))))
+        .map(|d| format!("ls:{d}"))
+        .collect();
+    let probes: Vec<&str> = dirs.iter().map(String::as_str).collect();
+    let our_netns = format!("/proc/{}/ns/net", std::process::id());
+    for join in [false, true] {
+        let r = ctx.check(
+            |v| {
+                let ns = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                ns.push(json!({ "type": "cgroup" }));
+                if join {
+                    ns.retain(|n| n["type"] != "network");
+                    ns.push(json!({ "type": "network", "path": our_netns }));
+                }
+            },
+            &probes,
+        )?;
+        let text = r.str("cgroup");
+        ensure!(!text.is_empty(), "no /proc/self/cgroup");
+        for line in text.lines() {
+            ensure!(line.splitn(3, ':').nth(2) == Some("/"), "cgroup line {line:?} is not at the namespace's root (joined netns: {join})");
+        }
+        for probe in &probes {
+            let Ok(names) = r.probe(probe) else { continue };
+            ensure!(
+                !names.as_array().is_some_and(|n| n.iter().any(|n| n == CGROUP_PARENT)),
+                "{probe} shows the host's hierarchy (joined netns: {join}): {names}"
+            );
+        }
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The lifecycle seen from outside: create/start/state/kill/delete/run/list.
 
 use super::{process_gone, wait_file, wait_for, Test};
-use crate::harness::{Bundle, Ctx};
+use crate::harness::{cgroup_dirs, Bundle, Ctx};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
@@ -20,6 +20,8 @@ pub const TESTS: &[Test] = &[
     ("lifecycle/pid-file", pid_file),
     ("lifecycle/list", list),
     ("lifecycle/delete-force-running", delete_force_running),
+    ("lifecycle/delete-force-kills-whole-cgroup", delete_force_kills_whole_cgroup),
+    ("lifecycle/kill-all-reaches-whole-cgroup", kill_all_reaches_whole_cgroup),
     ("lifecycle/delete-force-nonexistent", |c| {
         c.rt(&["delete", "--force", "no-such-container"])?
             .ok()
@@ -245,6 +247,44 @@ fn delete_force_running(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["delete", "--force", &b.id])?.ok()?;
     wait_for(ctx, "the container process to die", || process_gone(pid))?;
     ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+/// A `sleep` of the runner's, moved into the container's cgroup in every hierarchy: a process
+/// of the cgroup that the container's pid namespace does not hold (so the init's death does
+/// not end it). Returns its pid.
+fn join_from_outside(ctx: &mut Ctx, b: &Bundle) -> Result<i64> {
+    let pid = ctx.child(std::process::Command::new("sleep").arg("300"))?;
+    let dirs = cgroup_dirs(&b.cgroup);
+    ensure!(!dirs.is_empty(), "the container has no cgroup directory");
+    for dir in dirs {
+        let procs = dir.join("cgroup.procs");
+        fs::write(&procs, pid.to_string()).with_context(|| format!("write {pid} to {}", procs.display()))?;
+    }
+    Ok(i64::from(pid))
+}
+
+/// `delete --force` kills every process of the cgroup, not only the init's pid namespace, and
+/// removes the cgroup in every hierarchy.
+fn delete_force_kills_whole_cgroup(ctx: &mut Ctx) -> Result<()> {
+    let (b, _) = running_sleeper(ctx)?;
+    let outsider = join_from_outside(ctx, &b)?;
+    ctx.rt(&["delete", "--force", &b.id])?.ok()?;
+    wait_for(ctx, "the process added to the cgroup to die", || process_gone(outsider))?;
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+/// `kill --all` signals every process of the cgroup: TERM (which a pid namespace's init
+/// without a handler ignores) and KILL, which also ends the container.
+fn kill_all_reaches_whole_cgroup(ctx: &mut Ctx) -> Result<()> {
+    let (b, st) = running_sleeper(ctx)?;
+    for sig in ["TERM", "KILL"] {
+        let outsider = join_from_outside(ctx, &b)?;
+        ctx.rt(&["kill", "--all", &b.id, sig])?.ok()?;
+        wait_for(ctx, &format!("the process added to the cgroup to die of {sig}"), || process_gone(outsider))?;
+    }
+    ctx.wait_status(&b.id, "stopped")?;
+    ensure!(process_gone(pid_of(&st)?), "the init survived kill --all KILL");
+    Ok(())
 }
 
 fn start_running_fails(ctx: &mut Ctx) -> Result<()> {

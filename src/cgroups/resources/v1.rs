@@ -182,7 +182,8 @@ fn cpu<'a>(c: &LinuxCpu, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Resul
         ("cpu.cpus", "cpuset.cpus", c.cpus()),
         ("cpu.mems", "cpuset.mems", c.mems()),
     ] {
-        if let Some(v) = value {
+        // Empty means "not set", as in runc: written, it would leave the cpuset unusable.
+        if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {
             set(field, dir("cpuset", field)?, file, v)?;
         }
     }

@@ -56,11 +56,11 @@ pub(super) fn limits(dir: &Path, r: &LinuxResources) -> Result<()> {
         if let Some(i) = c.idle() {
             set("cpu.idle", dir, "cpu.idle", i)?;
         }
-        if let Some(cpus) = c.cpus() {
-            set("cpu.cpus", dir, "cpuset.cpus", cpus)?;
-        }
-        if let Some(mems) = c.mems() {
-            set("cpu.mems", dir, "cpuset.mems", mems)?;
+        // Empty means "not set", as in runc.
+        for (field, file, list) in [("cpu.cpus", "cpuset.cpus", c.cpus()), ("cpu.mems", "cpuset.mems", c.mems())] {
+            if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
+                set(field, dir, file, list)?;
+            }
         }
     }
     if let Some(p) = r.pids() {
@@ -172,12 +172,12 @@ pub(super) fn unified(dir: &Path, map: Option<&HashMap<String, String>>) -> Resu
     for (key, value) in map.into_iter().flatten() {
         let field = format!("unified.{key}");
         if !dir.join(key).exists() {
+            // What the kernel offers here (a hybrid host's cgroup2 hierarchy has hugetlb at most).
+            let here = fs::read(&dir.join("cgroup.controllers")).unwrap_or_default();
+            let here = if here.trim().is_empty() { "none" } else { here.trim() };
             return Err(unsupported(
                 &field,
-                format!(
-                    "{} does not exist (is its controller enabled?)",
-                    dir.join(key).display()
-                ),
+                format!("{} does not exist (controllers in this cgroup: {here})", dir.join(key).display()),
             ));
         }
         set(&field, dir, key, value)?;

@@ -1,10 +1,17 @@
-//! Checks of linux.resources that need no system access, run by `create` before it changes
-//! anything. (A config that does not even parse is named by field in `spec::load`.)
+//! Checks of linux.resources, run by `create` before it changes anything: the values alone,
+//! and CPU and memory node ids against the host's. (A config that does not even parse is
+//! named by field in `spec::load`.)
+
+use std::path::Path;
 
 use oci_spec::runtime::{LinuxBlockIo, LinuxResources, LinuxThrottleDevice};
 
 use super::devices;
+use crate::process::sched::{first_missing, parse_id_list};
 use crate::{Error, Result};
+
+const POSSIBLE_CPUS: &str = "/sys/devices/system/cpu/possible";
+const POSSIBLE_NODES: &str = "/sys/devices/system/node/possible";
 
 fn bad(field: &str, why: impl std::fmt::Display) -> Error {
     Error::config(format!("linux.resources.{field}: {why}"))
@@ -33,9 +40,19 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         if let Some(i) = c.idle().filter(|i| !matches!(i, 0 | 1)) {
             return Err(bad("cpu.idle", format!("{i}: must be 0 or 1")));
         }
-        for (field, list) in [("cpu.cpus", c.cpus()), ("cpu.mems", c.mems())] {
-            if let Some(l) = list.as_deref().filter(|l| !is_id_list(l)) {
-                return Err(bad(field, format!("{l:?}: not a list such as \"0-2,4\"")));
+        // Ids the kernel can never take (it judges the parent's cpuset itself). No NUMA: node 0.
+        let nodes = Path::new(POSSIBLE_NODES).exists().then_some(POSSIBLE_NODES);
+        for (field, list, possible, what) in
+            [("cpu.cpus", c.cpus(), Some(POSSIBLE_CPUS), "cpu"), ("cpu.mems", c.mems(), nodes, "memory node")]
+        {
+            let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else { continue };
+            let full = format!("linux.resources.{field}");
+            let missing = match possible {
+                Some(file) => first_missing(&full, list, file)?,
+                None => parse_id_list(&full, list)?.into_iter().find(|n| *n != 0),
+            };
+            if let Some(id) = missing {
+                return Err(bad(field, format!("{list:?}: {what} {id} does not exist on this host")));
             }
         }
     }
@@ -155,15 +172,6 @@ fn is_name(s: &str) -> bool {
     !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '/')
 }
 
-/// `0-3,5,7-8`
-fn is_id_list(s: &str) -> bool {
-    let num = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit());
-    s.split(',').all(|part| match part.split_once('-') {
-        Some((a, b)) => num(a) && num(b),
-        None => num(part),
-    })
-}
-
 /// `64KB`, `2MB`, `1GB`: the names the kernel gives its hugetlb files.
 fn is_page_size(s: &str) -> bool {
     let Some(num) = s
@@ -191,7 +199,7 @@ mod tests {
     #[test]
     fn accepts_a_full_set() {
         let r = resources(
-            r#"{"memory":{"limit":-1,"swap":1000,"swappiness":60},"cpu":{"quota":-1,"cpus":"0-1,3","mems":"0"},
+            r#"{"memory":{"limit":-1,"swap":1000,"swappiness":60},"cpu":{"quota":-1,"cpus":"0","mems":"0"},
             "blockIO":{"weight":500,"throttleReadBpsDevice":[{"major":8,"minor":0,"rate":10}]},
             "hugepageLimits":[{"pageSize":"2MB","limit":4194304}],"unified":{"memory.high":"max","io.bfq.weight":"100"},
             "devices":[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rw"}]}"#,
@@ -204,6 +212,8 @@ mod tests {
         assert!(err(r#"{"memory":{"limit":-5}}"#).contains("linux.resources.memory.limit"));
         assert!(err(r#"{"memory":{"swappiness":101}}"#).contains("memory.swappiness"));
         assert!(err(r#"{"cpu":{"cpus":"0-"}}"#).contains("linux.resources.cpu.cpus"));
+        assert!(err(r#"{"cpu":{"cpus":"0-4095"}}"#).contains("linux.resources.cpu.cpus: \"0-4095\": cpu "));
+        assert!(err(r#"{"cpu":{"mems":"4095"}}"#).contains("linux.resources.cpu.mems: \"4095\": memory node 4095"));
         assert!(err(r#"{"cpu":{"idle":2}}"#).contains("cpu.idle"));
         assert!(err(r#"{"blockIO":{"weight":5}}"#).contains("blockIO.weight"));
         assert!(err(r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#)

@@ -5,7 +5,8 @@
 //!
 //! Usage: /checker [KIND:PATH ...] where KIND is stat, readlink, read, write, ls, selinux (the
 //! path's security.selinux attribute), or open-r, open-w, open-rw (open and close, nothing
-//! more: for device nodes), or mknod:TYPE:MAJOR:MINOR:PATH (TYPE c or b); or
+//! more: for device nodes), directread (read DIRECT_READ bytes with O_DIRECT and report how
+//! long it took), or mknod:TYPE:MAJOR:MINOR:PATH (TYPE c or b); or
 //! /checker attack-exe DEV INO SECONDS (see `attack`).
 
 mod attack;
@@ -134,6 +135,7 @@ fn probe(arg: &str) -> Value {
             Ok(json!(names))
         }),
         "selinux" => selinux_label(path).map(|l| json!(l)),
+        "directread" => direct_read(path),
         _ => return json!({ "error": format!("unknown probe kind {kind}") }),
     })
 }
@@ -181,6 +183,31 @@ fn mknod(spec: &str) -> io::Result<Value> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// What `directread` reads.
+const DIRECT_READ: usize = 3 << 20;
+
+/// O_DIRECT wants a buffer aligned to the device's block size; a page is enough.
+#[repr(C, align(4096))]
+struct DirectBuf([u8; 64 << 10]);
+
+/// Read the start of `path` past the page cache, so that a block I/O limit shows in the time
+/// taken: `{"bytes": n, "ms": elapsed}`.
+fn direct_read(path: &str) -> io::Result<Value> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)?;
+    let mut buf = Box::new(DirectBuf([0; 64 << 10]));
+    let start = std::time::Instant::now();
+    let mut total = 0;
+    while total < DIRECT_READ {
+        match f.read(&mut buf.0)? {
+            0 => break,
+            n => total += n,
+        }
+    }
+    Ok(json!({ "bytes": total, "ms": start.elapsed().as_millis() as u64 }))
 }
 
 /// Inode of each namespace: equal inodes (on the same nsfs) mean the same namespace.
