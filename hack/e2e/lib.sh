@@ -86,28 +86,21 @@ e2e_step() {
 }
 
 # e2e_expect DESCRIPTION PATTERN CMD...: CMD must exit 0 and print a line matching PATTERN.
-e2e_expect() {
-	local what=$1 pattern=$2 out rc=0; shift 2
-	out=$("$@" 2>&1) || rc=$?
-	printf '%s\n' "$out" | sed 's/^/    /' >&2
-	if [ $rc -eq 0 ] && grep -Eq -- "$pattern" <<<"$out"; then
-		e2e_log "ok: $what"
-	else
-		e2e_log "FAIL: $what (exit $rc, wanted /$pattern/): $*"
-		e2e_failures=$((e2e_failures + 1))
-	fi
-}
+e2e_expect() { e2e_output 0 "$@"; }
 
 # e2e_expect_fail DESCRIPTION PATTERN CMD...: CMD must fail and print PATTERN (an error that
 # reached the user).
-e2e_expect_fail() {
-	local what=$1 pattern=$2 out rc=0; shift 2
+e2e_expect_fail() { e2e_output 1 "$@"; }
+
+# e2e_output FAILS DESCRIPTION PATTERN CMD...: FAILS is 1 when CMD must exit non-zero.
+e2e_output() {
+	local fails=$1 what=$2 pattern=$3 out rc=0; shift 3
 	out=$("$@" 2>&1) || rc=$?
 	printf '%s\n' "$out" | sed 's/^/    /' >&2
-	if [ $rc -ne 0 ] && grep -Eq -- "$pattern" <<<"$out"; then
+	if [ $((rc != 0)) = "$fails" ] && grep -Eq -- "$pattern" <<<"$out"; then
 		e2e_log "ok: $what"
 	else
-		e2e_log "FAIL: $what (exit $rc, wanted failure with /$pattern/): $*"
+		e2e_log "FAIL: $what (exit $rc, wanted $([ "$fails" = 1 ] && echo failure || echo success) with /$pattern/): $*"
 		e2e_failures=$((e2e_failures + 1))
 	fi
 }
