@@ -178,17 +178,23 @@ fn kill_all_signals_each_process_of_a_running_cgroup() {
     t.cg.destroy().unwrap();
 }
 
+/// Create `t` and return its cgroup2 directory if that has `file` (else say the test is skipped).
+fn created_cgroup2_dir<'a>(t: &'a TestCgroup, file: &str) -> Option<&'a Path> {
+    t.cg.create().unwrap();
+    let dir = t.cg.dirs().last().filter(|d| d.join(file).exists());
+    if dir.is_none() {
+        eprintln!("skipped: no cgroup2 directory with {file}");
+    }
+    dir
+}
+
 /// SIGKILL for every process goes through cgroup.kill where the kernel has it: a process only
 /// in the cgroup2 directory (on a hybrid host: in none of the v1 ones, whose pid lists the
 /// signal-each path reads) dies too.
 #[test]
 fn sigkill_for_all_goes_through_cgroup_kill() {
     let t = TestCgroup::new("cgkill");
-    t.cg.create().unwrap();
-    let Some(unified) = t.cg.dirs().last().filter(|d| d.join("cgroup.kill").exists()) else {
-        eprintln!("skipped: no cgroup.kill");
-        return;
-    };
+    let Some(unified) = created_cgroup2_dir(&t, "cgroup.kill") else { return };
     let mut child = Sleeper::spawn();
     std::fs::write(unified.join("cgroup.procs"), child.pid().to_string()).unwrap();
     t.cg.kill_all(Signal::SIGKILL).unwrap();
@@ -317,11 +323,7 @@ fn open_for_clone_only_on_pure_v2() {
 #[test]
 fn clone_into_a_cgroup_starts_the_child_there() {
     let t = TestCgroup::new("clone3");
-    t.cg.create().unwrap();
-    let Some(dir) = t.cg.dirs().last().filter(|d| d.join("cgroup.controllers").exists()) else {
-        eprintln!("skipped: no cgroup2 hierarchy");
-        return;
-    };
+    let Some(dir) = created_cgroup2_dir(&t, "cgroup.controllers") else { return };
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::open(dir, flags, Mode::empty()).unwrap();
     let pid = match berth::syscall::clone_fork_into(CloneFlags::empty(), fd.as_fd()) {
