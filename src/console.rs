@@ -62,7 +62,7 @@ pub fn bind_console(slave: &str) -> Result<()> {
         .mode(Mode::from_bits_truncate(0o600))
         .resolve(ResolveFlag::RESOLVE_NO_SYMLINKS);
     let target = nix::fcntl::openat2(nix::fcntl::AT_FDCWD, "/dev/console", how).ctx(|| "open /dev/console")?;
-    let target_path = format!("/proc/self/fd/{}", target.as_raw_fd());
+    let target_path = crate::rootfs::fd_path(&target);
     mount(Some(slave), target_path.as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
         .ctx(|| format!("bind {slave} on /dev/console"))
 }

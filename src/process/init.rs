@@ -66,6 +66,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     let spec_hooks = spec.hooks().as_ref();
     hooks::run(HookKind::CreateContainer, spec_hooks, &hooks::in_container(&state, "creating"))?;
     rootfs::pivot(&opts)?;
+    rootfs::resolve_fd_links_in(args.procfs)?;
     if process.terminal().unwrap_or(false) {
         let socket = args.console.ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
         let pty = console::setup_in_container(socket, process.console_size().as_ref())?;

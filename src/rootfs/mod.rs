@@ -200,3 +200,5 @@ pub fn finalize(opts: &Options) -> Result<()> {
 }
 
 pub use mount::option_names as mount_options;
+pub(crate) use paths::fd_path;
+pub use paths::resolve_fd_links_in;

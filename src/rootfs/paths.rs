@@ -4,6 +4,7 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
@@ -30,9 +31,23 @@ pub(crate) fn open_root(path: &Path) -> Result<OwnedFd> {
     .ctx(|| format!("open {}", path.display()))
 }
 
+/// Set by [`resolve_fd_links_in`]: fd links are then reached from the cwd, not from /proc.
+static FD_LINKS_IN_CWD: AtomicBool = AtomicBool::new(false);
+
 /// The path through which the kernel reaches the object behind `fd` (mount(2) takes paths only).
 pub(crate) fn fd_path(fd: impl AsFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd())
+    let dir = if FD_LINKS_IN_CWD.load(Ordering::Relaxed) { "self/fd" } else { "/proc/self/fd" };
+    format!("{dir}/{}", fd.as_fd().as_raw_fd())
+}
+
+/// From now on in this process, [`fd_path`]s go through `procfs` (a private procfs, made the
+/// cwd) rather than /proc. After pivot_root /proc is the container's own, and a mount swapped
+/// in over it (from a volume another container shares) could send a mask or the console bind
+/// elsewhere (CVE-2025-52881). The cwd stays there until the process enters process.cwd.
+pub fn resolve_fd_links_in(procfs: BorrowedFd) -> Result<()> {
+    nix::unistd::fchdir(procfs).ctx(|| "chdir to the runtime's procfs")?;
+    FD_LINKS_IN_CWD.store(true, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Open `path` (read as relative to `root` even if absolute) as an O_PATH fd.
