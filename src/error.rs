@@ -23,7 +23,11 @@ pub enum Error {
     Exists(String),
     /// An operation that the container's current status does not allow.
     #[error("cannot {op} container {id:?}: it is {status}")]
-    WrongState { op: &'static str, id: String, status: String },
+    WrongState {
+        op: &'static str,
+        id: String,
+        status: String,
+    },
     /// A hook failed, timed out or could not be started.
     #[error("{0}")]
     Hook(String),
@@ -39,10 +43,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn sys(what: impl Into<String>, errno: nix::Error) -> Self {
-        Error::Sys { what: what.into(), errno }
+        Error::Sys {
+            what: what.into(),
+            errno,
+        }
     }
     pub fn io(what: impl Into<String>, err: std::io::Error) -> Self {
-        Error::Io { what: what.into(), err }
+        Error::Io {
+            what: what.into(),
+            err,
+        }
     }
     pub fn config(msg: impl Display) -> Self {
         Error::Config(msg.to_string())
@@ -63,7 +73,10 @@ impl Error {
 pub fn errno_text(errno: nix::Error) -> String {
     let desc = errno.desc();
     let mut chars = desc.chars();
-    let first = chars.next().map(|c| c.to_ascii_lowercase()).unwrap_or_default();
+    let first = chars
+        .next()
+        .map(|c| c.to_ascii_lowercase())
+        .unwrap_or_default();
     format!("{errno:?}: {first}{}", chars.as_str())
 }
 
@@ -100,10 +113,22 @@ mod tests {
     #[test]
     fn errnos_read_in_lower_case() {
         let e = Error::sys("mount proc on /proc", nix::Error::EPERM);
-        assert_eq!(e.to_string(), "mount proc on /proc: EPERM: operation not permitted");
-        let e = Error::io("exec \"/x\"", std::io::Error::from_raw_os_error(libc::ENOENT));
-        assert_eq!(e.to_string(), "exec \"/x\": ENOENT: no such file or directory");
-        let e = Error::io("read", std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"));
+        assert_eq!(
+            e.to_string(),
+            "mount proc on /proc: EPERM: operation not permitted"
+        );
+        let e = Error::io(
+            "exec \"/x\"",
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert_eq!(
+            e.to_string(),
+            "exec \"/x\": ENOENT: no such file or directory"
+        );
+        let e = Error::io(
+            "read",
+            std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "short read"),
+        );
         assert_eq!(e.to_string(), "read: short read");
     }
 }

@@ -77,9 +77,15 @@ pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
                 return Err(Error::config(format_args!("{field}: must be absolute")));
             }
             if h.timeout().is_some_and(|t| t <= 0) {
-                return Err(Error::config(format_args!("hooks.{}[{i}].timeout: must be greater than zero", kind.name())));
+                return Err(Error::config(format_args!(
+                    "hooks.{}[{i}].timeout: must be greater than zero",
+                    kind.name()
+                )));
             }
-            let in_runtime_ns = matches!(kind, HookKind::Prestart | HookKind::CreateRuntime | HookKind::CreateContainer);
+            let in_runtime_ns = matches!(
+                kind,
+                HookKind::Prestart | HookKind::CreateRuntime | HookKind::CreateContainer
+            );
             if in_runtime_ns && !h.path().exists() {
                 return Err(Error::config(format_args!("{field}: no such file")));
             }
@@ -90,8 +96,19 @@ pub fn validate(hooks: Option<&Hooks>) -> Result<()> {
 
 /// Run every hook of `kind` in order, stopping at the first failure.
 pub fn run(kind: HookKind, hooks: Option<&Hooks>, state: &str) -> Result<()> {
-    for (i, hook) in hooks.map(|h| kind.list(h)).unwrap_or_default().iter().enumerate() {
-        run_one(hook, state).map_err(|e| Error::Hook(format!("hooks.{}[{i}] {}: {e}", kind.name(), hook.path().display())))?;
+    for (i, hook) in hooks
+        .map(|h| kind.list(h))
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        run_one(hook, state).map_err(|e| {
+            Error::Hook(format!(
+                "hooks.{}[{i}] {}: {e}",
+                kind.name(),
+                hook.path().display()
+            ))
+        })?;
     }
     Ok(())
 }
@@ -105,22 +122,39 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
         cmd.arg0(&args[0]).args(&args[1..]);
     }
     cmd.env_clear()
-        .envs(hook.env().iter().flatten().filter_map(|e| e.split_once('=')))
+        .envs(
+            hook.env()
+                .iter()
+                .flatten()
+                .filter_map(|e| e.split_once('=')),
+        )
         .stdin(Stdio::piped())
         .stdout(out.try_clone().map_err(|e| io_text(&e))?)
         .stderr(out.try_clone().map_err(|e| io_text(&e))?);
     let mut child = cmd.spawn().map_err(|e| format!("start: {}", io_text(&e)))?;
     // A hook that does not read its stdin is fine (EPIPE).
-    let _ = child.stdin.take().expect("piped").write_all(state.as_bytes());
-    let deadline = hook.timeout().map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(state.as_bytes());
+    let deadline = hook
+        .timeout()
+        .map(|t| Instant::now() + Duration::from_secs(t as u64));
     let status = loop {
-        if let Some(s) = child.try_wait().map_err(|e| format!("wait: {}", io_text(&e)))? {
+        if let Some(s) = child
+            .try_wait()
+            .map_err(|e| format!("wait: {}", io_text(&e)))?
+        {
             break s;
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!("timed out after {}s", hook.timeout().unwrap_or_default()));
+            return Err(format!(
+                "timed out after {}s",
+                hook.timeout().unwrap_or_default()
+            ));
         }
         std::thread::sleep(Duration::from_millis(2));
     };
@@ -129,14 +163,20 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
     }
     let mut output = String::new();
     let mut out = out;
-    let _ = out.rewind().and_then(|_| out.take(4096).read_to_string(&mut output));
+    let _ = out
+        .rewind()
+        .and_then(|_| out.take(4096).read_to_string(&mut output));
     let how = match (status.code(), status.signal()) {
         (Some(c), _) => format!("exit status {c}"),
         (_, Some(s)) => format!("killed by signal {s}"),
         _ => status.to_string(),
     };
     let output = output.trim();
-    Err(if output.is_empty() { how } else { format!("{how}: {output}") })
+    Err(if output.is_empty() {
+        how
+    } else {
+        format!("{how}: {output}")
+    })
 }
 
 fn memfd() -> std::io::Result<std::fs::File> {

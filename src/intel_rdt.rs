@@ -15,12 +15,19 @@ fn resctrl_mounted() -> bool {
 
 /// Why Intel RDT cannot be used (by config.json or by `update`'s schema flags).
 pub fn unavailable() -> &'static str {
-    if resctrl_mounted() { "not supported by berth yet" } else { "the host has no resctrl filesystem mounted" }
+    if resctrl_mounted() {
+        "not supported by berth yet"
+    } else {
+        "the host has no resctrl filesystem mounted"
+    }
 }
 
 pub fn validate(linux: &Linux) -> Result<()> {
     if linux.intel_rdt().is_none() {
         return Ok(());
     }
-    Err(Error::config(format_args!("linux.intelRdt: {}", unavailable())))
+    Err(Error::config(format_args!(
+        "linux.intelRdt: {}",
+        unavailable()
+    )))
 }

@@ -14,9 +14,9 @@ pub mod netdev;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
+pub mod security;
 pub mod spec;
 pub mod state;
-pub mod security;
 pub mod syscall;
 
 pub use error::{Context, Error, Result};

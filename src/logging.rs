@@ -74,11 +74,20 @@ impl<S: Subscriber> Layer<S> for Logrus {
 /// Install the logger: to `file` (appended, created if needed) or stderr.
 pub fn init(file: Option<&Path>, format: LogFormat, debug: bool) -> std::io::Result<()> {
     let out: Box<dyn Write + Send> = match file {
-        Some(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?,
+        ),
         None => Box::new(std::io::stderr()),
     };
     let max = if debug { Level::DEBUG } else { Level::INFO };
-    let layer = Logrus { out: Mutex::new(out), format, max };
+    let layer = Logrus {
+        out: Mutex::new(out),
+        format,
+        max,
+    };
     tracing_subscriber::registry().with(layer).init();
     Ok(())
 }

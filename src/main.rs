@@ -12,7 +12,11 @@ fn main() {
     let g = &cli.global;
     if let Err(e) = logging::init(g.log.as_deref(), g.log_format, g.debug) {
         let path = g.log.as_deref().unwrap_or(std::path::Path::new("-"));
-        eprintln!("open log file {}: {}", path.display(), berth::error::io_text(&e));
+        eprintln!(
+            "open log file {}: {}",
+            path.display(),
+            berth::error::io_text(&e)
+        );
         std::process::exit(1);
     }
     match commands::dispatch(&cli) {

@@ -70,7 +70,10 @@ fn unescape(s: &str) -> PathBuf {
 mod tests {
     #[test]
     fn unescapes_octal_and_keeps_other_backslashes() {
-        assert_eq!(super::unescape("/a\\040b\\134c\\x"), std::path::Path::new("/a b\\c\\x"));
+        assert_eq!(
+            super::unescape("/a\\040b\\134c\\x"),
+            std::path::Path::new("/a b\\c\\x")
+        );
     }
 
     #[test]

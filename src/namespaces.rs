@@ -30,12 +30,18 @@ impl Plan {
     /// Read `linux.namespaces`, opening every path now: a path that is missing or is not a
     /// namespace of the named type is a config error before anything is created.
     pub fn from_linux(linux: &Linux) -> Result<Plan> {
-        let mut plan = Plan { new: CloneFlags::empty(), join: Vec::new() };
+        let mut plan = Plan {
+            new: CloneFlags::empty(),
+            join: Vec::new(),
+        };
         let mut seen = CloneFlags::empty();
         for ns in linux.namespaces().iter().flatten() {
             let f = flag(ns.typ());
             if seen.contains(f) {
-                return Err(Error::config(format_args!("linux.namespaces: {} listed twice", ns.typ())));
+                return Err(Error::config(format_args!(
+                    "linux.namespaces: {} listed twice",
+                    ns.typ()
+                )));
             }
             seen |= f;
             match ns.path() {
@@ -58,16 +64,23 @@ impl Plan {
                 _ => plan.new |= f,
             }
         }
-        plan.join.sort_by_key(|(f, _, _)| *f != CloneFlags::CLONE_NEWUSER);
+        plan.join
+            .sort_by_key(|(f, _, _)| *f != CloneFlags::CLONE_NEWUSER);
         let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty());
         if plan.new.contains(CloneFlags::CLONE_NEWUSER) && !maps {
-            return Err(Error::config("linux.uidMappings: required with a new user namespace"));
+            return Err(Error::config(
+                "linux.uidMappings: required with a new user namespace",
+            ));
         }
         if !seen.contains(CloneFlags::CLONE_NEWUSER) && maps {
-            return Err(Error::config("linux.uidMappings: requires a user namespace"));
+            return Err(Error::config(
+                "linux.uidMappings: requires a user namespace",
+            ));
         }
         if linux.time_offsets().is_some() && !plan.new.contains(CLONE_NEWTIME) {
-            return Err(Error::config("linux.timeOffsets: requires a new time namespace"));
+            return Err(Error::config(
+                "linux.timeOffsets: requires a new time namespace",
+            ));
         }
         Ok(plan)
     }
@@ -76,10 +89,14 @@ impl Plan {
     pub fn of_process(pid: nix::unistd::Pid) -> Result<Plan> {
         use nix::sys::stat::fstat;
         let kinds = [
-            ("user", CloneFlags::CLONE_NEWUSER), ("mnt", CloneFlags::CLONE_NEWNS),
-            ("pid", CloneFlags::CLONE_NEWPID), ("net", CloneFlags::CLONE_NEWNET),
-            ("ipc", CloneFlags::CLONE_NEWIPC), ("uts", CloneFlags::CLONE_NEWUTS),
-            ("cgroup", CloneFlags::CLONE_NEWCGROUP), ("time", CLONE_NEWTIME),
+            ("user", CloneFlags::CLONE_NEWUSER),
+            ("mnt", CloneFlags::CLONE_NEWNS),
+            ("pid", CloneFlags::CLONE_NEWPID),
+            ("net", CloneFlags::CLONE_NEWNET),
+            ("ipc", CloneFlags::CLONE_NEWIPC),
+            ("uts", CloneFlags::CLONE_NEWUTS),
+            ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+            ("time", CLONE_NEWTIME),
         ];
         let mut join = Vec::new();
         for (name, f) in kinds {
@@ -93,7 +110,10 @@ impl Plan {
             };
             let same = match open_ns(Path::new(&ours)) {
                 Ok(mine) => {
-                    let (a, b) = (fstat(&fd).ctx(|| format!("stat {}", theirs.display()))?, fstat(&mine).ctx(|| format!("stat {ours}"))?);
+                    let (a, b) = (
+                        fstat(&fd).ctx(|| format!("stat {}", theirs.display()))?,
+                        fstat(&mine).ctx(|| format!("stat {ours}"))?,
+                    );
                     (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
                 }
                 Err(_) => false,
@@ -102,7 +122,10 @@ impl Plan {
                 join.push((f, fd, theirs));
             }
         }
-        Ok(Plan { new: CloneFlags::empty(), join })
+        Ok(Plan {
+            new: CloneFlags::empty(),
+            join,
+        })
     }
 
     /// One clone with every new namespace is enough unless a namespace must be joined first,
@@ -140,7 +163,10 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Write the uid/gid maps of a process that just made a new user namespace.
 pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux, procfs: BorrowedFd) -> Result<()> {
-    for (file, maps) in [("uid_map", linux.uid_mappings()), ("gid_map", linux.gid_mappings())] {
+    for (file, maps) in [
+        ("uid_map", linux.uid_mappings()),
+        ("gid_map", linux.gid_mappings()),
+    ] {
         let text = map_text(maps.as_deref().unwrap_or_default());
         procfs::write(procfs, &format!("{pid}/{file}"), text.as_bytes())?;
     }
@@ -150,13 +176,21 @@ pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux, procfs: BorrowedFd) -
 /// Write linux.timeOffsets for the time namespace this process just unshared (before any
 /// process enters it).
 pub fn write_time_offsets(linux: &Linux, procfs: BorrowedFd) -> Result<()> {
-    let Some(offsets) = linux.time_offsets() else { return Ok(()) };
+    let Some(offsets) = linux.time_offsets() else {
+        return Ok(());
+    };
     let mut text = String::new();
     for (clock, o) in offsets {
         if clock != "monotonic" && clock != "boottime" {
-            return Err(Error::config(format_args!("linux.timeOffsets: unknown clock {clock:?}")));
+            return Err(Error::config(format_args!(
+                "linux.timeOffsets: unknown clock {clock:?}"
+            )));
         }
-        text += &format!("{clock} {} {}\n", o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+        text += &format!(
+            "{clock} {} {}\n",
+            o.secs().unwrap_or(0),
+            o.nanosecs().unwrap_or(0)
+        );
     }
     procfs::write(procfs, "self/timens_offsets", text.as_bytes())
 }

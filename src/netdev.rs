@@ -14,10 +14,18 @@ use crate::{Context, Error, Result};
 const FIELD: &str = "linux.netDevices";
 
 pub fn validate(linux: &Linux) -> Result<()> {
-    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else { return Ok(()) };
-    let new_netns = linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none());
+    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    let new_netns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Network && n.path().is_none());
     if !new_netns {
-        return Err(Error::config(format_args!("{FIELD}: requires a new network namespace")));
+        return Err(Error::config(format_args!(
+            "{FIELD}: requires a new network namespace"
+        )));
     }
     let mut names = HashSet::new();
     for (host, dev) in devices {
@@ -26,7 +34,9 @@ pub fn validate(linux: &Linux) -> Result<()> {
             check_name(host, n)?;
         }
         if !names.insert(name) {
-            return Err(Error::config(format_args!("{FIELD}[{host:?}]: name {name:?} is given to two devices")));
+            return Err(Error::config(format_args!(
+                "{FIELD}[{host:?}]: name {name:?} is given to two devices"
+            )));
         }
     }
     Ok(())
@@ -39,23 +49,38 @@ fn target<'a>(host: &'a str, name: Option<&'a str>) -> &'a str {
 
 /// What the kernel takes as an interface name (dev_valid_name).
 fn check_name(host: &str, name: &str) -> Result<()> {
-    let bad = name.is_empty() || name.len() >= libc::IFNAMSIZ || name == "." || name == ".."
-        || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace());
+    let bad = name.is_empty()
+        || name.len() >= libc::IFNAMSIZ
+        || name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace());
     if bad {
-        return Err(Error::config(format_args!("{FIELD}[{host:?}]: invalid interface name {name:?}")));
+        return Err(Error::config(format_args!(
+            "{FIELD}[{host:?}]: invalid interface name {name:?}"
+        )));
     }
     Ok(())
 }
 
 /// Move every device into the network namespace of `pid`.
 pub fn move_into(linux: &Linux, pid: Pid) -> Result<()> {
-    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else { return Ok(()) };
-    let sock = socket(AddressFamily::Netlink, SockType::Raw, SockFlag::SOCK_CLOEXEC, SockProtocol::NetlinkRoute)
-        .ctx(|| "open rtnetlink socket")?;
+    let Some(devices) = linux.net_devices().as_ref().filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    let sock = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )
+    .ctx(|| "open rtnetlink socket")?;
     for (host, dev) in devices {
         let name = target(host, dev.name().as_deref());
         let what = || format!("{FIELD}: move {host:?} into the container as {name:?}");
-        let cname = std::ffi::CString::new(host.as_str()).map_err(|_| Error::config(format_args!("{FIELD}[{host:?}]: contains NUL")))?;
+        let cname = std::ffi::CString::new(host.as_str())
+            .map_err(|_| Error::config(format_args!("{FIELD}[{host:?}]: contains NUL")))?;
         // SAFETY: cname is a valid NUL-terminated string that outlives the call.
         let index = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if index == 0 {
@@ -100,7 +125,11 @@ fn newlink(index: u32, pid: Pid, name: &str) -> Vec<u8> {
 
 /// The kernel's answer: an NLMSG_ERROR whose error is 0 on success, -errno on failure.
 fn ack(reply: &[u8]) -> nix::Result<()> {
-    let field = |at: usize| reply.get(at..at + 4).map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")));
+    let field = |at: usize| {
+        reply
+            .get(at..at + 4)
+            .map(|b| i32::from_ne_bytes(b.try_into().expect("4 bytes")))
+    };
     let kind = reply.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
     match (kind, field(16)) {
         (Some(t), Some(0)) if t == libc::NLMSG_ERROR as u16 => Ok(()),
@@ -121,7 +150,10 @@ mod tests {
     #[test]
     fn needs_a_new_netns_and_valid_names() {
         let devs = json!({ "eth1": { "name": "ctr0" } });
-        assert!(validate(&linux(json!({ "namespaces": [{ "type": "network" }], "netDevices": devs }))).is_ok());
+        assert!(validate(&linux(
+            json!({ "namespaces": [{ "type": "network" }], "netDevices": devs })
+        ))
+        .is_ok());
         for bad in [
             json!({ "namespaces": [], "netDevices": devs }),
             json!({ "namespaces": [{ "type": "network", "path": "/proc/1/ns/net" }], "netDevices": devs }),
@@ -138,7 +170,10 @@ mod tests {
     fn message_layout() {
         let m = newlink(7, Pid::from_raw(42), "ctr0");
         assert_eq!(m.len(), 16 + 16 + 8 + 12);
-        assert_eq!(u32::from_ne_bytes(m[..4].try_into().unwrap()) as usize, m.len());
+        assert_eq!(
+            u32::from_ne_bytes(m[..4].try_into().unwrap()) as usize,
+            m.len()
+        );
         assert_eq!(i32::from_ne_bytes(m[20..24].try_into().unwrap()), 7);
         assert_eq!(&m[44..49], b"ctr0\0");
         let mut reply = vec![0u8; 36];

@@ -30,7 +30,12 @@ pub fn open_private() -> Result<OwnedFd> {
                 Ok(fd) => fd,
                 Err(e) => {
                     tracing::debug!("open_tree /proc: {e}; using /proc");
-                    open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| "open /proc")?
+                    open(
+                        "/proc",
+                        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .ctx(|| "open /proc")?
                 }
             }
         }
@@ -38,7 +43,10 @@ pub fn open_private() -> Result<OwnedFd> {
     let fs = fstatfs(&fd).ctx(|| "statfs /proc")?;
     let ino = fstat(&fd).ctx(|| "stat /proc")?.st_ino;
     if fs.filesystem_type() != PROC_SUPER_MAGIC || ino != PROC_ROOT_INO {
-        return Err(Error::Init(format!("/proc: not the root of a procfs (type {:#x}, inode {ino})", fs.filesystem_type().0)));
+        return Err(Error::Init(format!(
+            "/proc: not the root of a procfs (type {:#x}, inode {ino})",
+            fs.filesystem_type().0
+        )));
     }
     Ok(fd)
 }
@@ -48,12 +56,19 @@ pub fn open_private() -> Result<OwnedFd> {
 pub fn write(procfs: BorrowedFd, path: &str, value: &[u8]) -> Result<()> {
     let how = OpenHow::new()
         .flags(OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_XDEV | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        .resolve(
+            ResolveFlag::RESOLVE_BENEATH
+                | ResolveFlag::RESOLVE_NO_XDEV
+                | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        );
     let fd = openat2(procfs, path, how).ctx(|| format!("open /proc/{path}"))?;
     // One write: procfs parses each write(2) as a whole.
     let n = nix::unistd::write(fd.as_fd(), value).ctx(|| format!("write /proc/{path}"))?;
     if n != value.len() {
-        return Err(Error::Init(format!("write /proc/{path}: short write ({n} of {} bytes)", value.len())));
+        return Err(Error::Init(format!(
+            "write /proc/{path}: short write ({n} of {} bytes)",
+            value.len()
+        )));
     }
     Ok(())
 }
@@ -67,15 +82,28 @@ mod tests {
         let procfs = open_private().unwrap();
         // Reachable: a per-process file, through the plain `thread-self` symlink.
         write(procfs.as_fd(), "thread-self/comm", b"procfs-test").unwrap();
-        assert_eq!(std::fs::read_to_string("/proc/thread-self/comm").unwrap().trim(), "procfs-test");
+        assert_eq!(
+            std::fs::read_to_string("/proc/thread-self/comm")
+                .unwrap()
+                .trim(),
+            "procfs-test"
+        );
     }
 
     #[test]
     fn writes_stay_inside() {
         let procfs = open_private().unwrap();
-        for path in ["../etc/hostname", "/etc/hostname", "self/cwd/x", "thread-self/root/tmp/x"] {
+        for path in [
+            "../etc/hostname",
+            "/etc/hostname",
+            "self/cwd/x",
+            "thread-self/root/tmp/x",
+        ] {
             let e = write(procfs.as_fd(), path, b"x").unwrap_err();
-            assert!(e.errno() == Some(nix::Error::EXDEV) || e.errno() == Some(nix::Error::ELOOP), "{path}: {e}");
+            assert!(
+                e.errno() == Some(nix::Error::EXDEV) || e.errno() == Some(nix::Error::ELOOP),
+                "{path}: {e}"
+            );
         }
     }
 }

@@ -18,20 +18,33 @@ pub struct Bundle {
 
 /// Load `<bundle>/config.json` and resolve `root.path` against the bundle.
 pub fn load(bundle: &Path) -> Result<Bundle> {
-    let dir = bundle.canonicalize().ctx(|| format!("bundle {}", bundle.display()))?;
+    let dir = bundle
+        .canonicalize()
+        .ctx(|| format!("bundle {}", bundle.display()))?;
     let path = dir.join("config.json");
     let text = std::fs::read(&path).ctx(|| format!("read {}", path.display()))?;
     // The error names the field: "linux.seccomp.syscalls[2].action: unknown variant ...".
-    let spec: Spec = serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&text))
-        .map_err(|e| Error::config(format_args!("{}: {e}", path.display())))?;
+    let spec: Spec =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&text))
+            .map_err(|e| Error::config(format_args!("{}: {e}", path.display())))?;
     check_version(spec.version())?;
-    let root = spec.root().as_ref().ok_or_else(|| Error::config("root: missing"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::config("root: missing"))?;
     let rootfs = dir.join(root.path());
-    let rootfs = rootfs
-        .canonicalize()
-        .map_err(|e| Error::config(format_args!("root.path {}: {}", rootfs.display(), io_text(&e))))?;
+    let rootfs = rootfs.canonicalize().map_err(|e| {
+        Error::config(format_args!(
+            "root.path {}: {}",
+            rootfs.display(),
+            io_text(&e)
+        ))
+    })?;
     if !rootfs.is_dir() {
-        return Err(Error::config(format_args!("root.path {}: not a directory", rootfs.display())));
+        return Err(Error::config(format_args!(
+            "root.path {}: not a directory",
+            rootfs.display()
+        )));
     }
     Ok(Bundle { dir, rootfs, spec })
 }
@@ -49,7 +62,10 @@ fn check_version(version: &str) -> Result<()> {
 
 /// Checks of the process and the Linux section that don't depend on other modules.
 pub fn validate(spec: &Spec) -> Result<()> {
-    let process = spec.process().as_ref().ok_or_else(|| Error::config("process: missing"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::config("process: missing"))?;
     if process.args().as_ref().is_none_or(|a| a.is_empty()) {
         return Err(Error::config("process.args: must not be empty"));
     }
@@ -59,18 +75,22 @@ pub fn validate(spec: &Spec) -> Result<()> {
             process.cwd()
         )));
     }
-    let linux = spec.linux().as_ref().ok_or_else(|| Error::config("linux: missing"))?;
-    let has_ns = |t: LinuxNamespaceType| {
-        linux.namespaces().iter().flatten().any(|n| n.typ() == t)
-    };
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| Error::config("linux: missing"))?;
+    let has_ns = |t: LinuxNamespaceType| linux.namespaces().iter().flatten().any(|n| n.typ() == t);
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts) {
         return Err(Error::config("hostname: requires a uts namespace"));
     }
-    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts) {
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has_ns(LinuxNamespaceType::Uts)
+    {
         return Err(Error::config("domainname: requires a uts namespace"));
     }
     if !has_ns(LinuxNamespaceType::Mount) {
-        return Err(Error::config("linux.namespaces: a mount namespace is required"));
+        return Err(Error::config(
+            "linux.namespaces: a mount namespace is required",
+        ));
     }
     for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
         if let Some(ns) = sysctl_namespace(key) {
@@ -91,8 +111,14 @@ pub fn validate(spec: &Spec) -> Result<()> {
 /// The namespace a sysctl belongs to, for the sysctls the kernel namespaces (as runc allows them).
 fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
     const IPC: &[&str] = &[
-        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
-        "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
     ];
     if IPC.contains(&key) || key.starts_with("fs.mqueue.") {
         Some(LinuxNamespaceType::Ipc)
@@ -114,7 +140,10 @@ pub fn validate_id(id: &str) -> Result<()> {
     if id == "." || id == ".." {
         return bad("must not be . or ..");
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b)) {
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_+-.".contains(&b))
+    {
         return bad("may contain only letters, digits, '_', '+', '-' and '.'");
     }
     if id.len() > 1024 {
@@ -188,7 +217,13 @@ pub fn example(rootless: bool) -> serde_json::Value {
                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });
         }
         for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
-            m["options"] = serde_json::json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
+            m["options"] = serde_json::json!([
+                "nosuid",
+                "noexec",
+                "newinstance",
+                "ptmxmode=0666",
+                "mode=0620"
+            ]);
         }
     }
     spec
@@ -219,10 +254,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("berth-spec-test-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("rootfs")).unwrap();
         for (linux, field) in [
-            (r#"{"resources":{"cpu":{"quota":5,"shares":-2}}}"#, "linux.resources.cpu.shares"),
-            (r#"{"resources":{"devices":[{"allow":false},{"allow":true,"type":"x"}]}}"#, "linux.resources.devices[1].type"),
+            (
+                r#"{"resources":{"cpu":{"quota":5,"shares":-2}}}"#,
+                "linux.resources.cpu.shares",
+            ),
+            (
+                r#"{"resources":{"devices":[{"allow":false},{"allow":true,"type":"x"}]}}"#,
+                "linux.resources.devices[1].type",
+            ),
         ] {
-            let config = format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"linux":{linux}}}"#);
+            let config =
+                format!(r#"{{"ociVersion":"1.0.2","root":{{"path":"rootfs"}},"linux":{linux}}}"#);
             std::fs::write(dir.join("config.json"), config).unwrap();
             let err = load(&dir).unwrap_err().to_string();
             assert!(err.contains(field), "{err:?} does not name {field}");
@@ -232,8 +274,14 @@ mod tests {
 
     #[test]
     fn sysctls() {
-        assert_eq!(sysctl_namespace("net.ipv4.ip_forward"), Some(LinuxNamespaceType::Network));
-        assert_eq!(sysctl_namespace("fs.mqueue.msg_max"), Some(LinuxNamespaceType::Ipc));
+        assert_eq!(
+            sysctl_namespace("net.ipv4.ip_forward"),
+            Some(LinuxNamespaceType::Network)
+        );
+        assert_eq!(
+            sysctl_namespace("fs.mqueue.msg_max"),
+            Some(LinuxNamespaceType::Ipc)
+        );
         assert_eq!(sysctl_namespace("vm.swappiness"), None);
     }
 }

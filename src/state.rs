@@ -87,7 +87,11 @@ pub struct OciState<'a> {
 
 impl State {
     pub fn oci(&self, status: Status) -> OciState<'_> {
-        let pid = if status == Status::Stopped { 0 } else { self.pid };
+        let pid = if status == Status::Stopped {
+            0
+        } else {
+            self.pid
+        };
         OciState {
             oci_version: OCI_VERSION,
             id: &self.id,
@@ -125,7 +129,9 @@ pub fn process_start(pid: Pid) -> Result<Option<u64>> {
         return Ok(None);
     }
     let start = fields.get(19).and_then(|s| s.parse().ok());
-    start.map(Some).ok_or_else(|| Error::Init(format!("parse /proc/{pid}/stat")))
+    start
+        .map(Some)
+        .ok_or_else(|| Error::Init(format!("parse /proc/{pid}/stat")))
 }
 
 /// The directory that holds every container's state (`--root`).
@@ -142,7 +148,9 @@ pub struct Dir {
 
 impl Store {
     pub fn new(root: &Path) -> Store {
-        Store { root: root.to_path_buf() }
+        Store {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -151,7 +159,8 @@ impl Store {
 
     /// Make the state dir of a new container and lock it; an existing one means a duplicate id.
     pub fn create(&self, id: &str) -> Result<Dir> {
-        std::fs::create_dir_all(&self.root).ctx(|| format!("create state root {}", self.root.display()))?;
+        std::fs::create_dir_all(&self.root)
+            .ctx(|| format!("create state root {}", self.root.display()))?;
         let path = self.root.join(id);
         match nix::unistd::mkdir(&path, Mode::from_bits_truncate(0o711)) {
             Err(nix::errno::Errno::EEXIST) => return Err(Error::Exists(id.to_string())),
@@ -163,17 +172,30 @@ impl Store {
     /// Lock an existing container's state dir (shared for readers, exclusive for changes).
     pub fn open(&self, id: &str, exclusive: bool) -> Result<Dir> {
         crate::spec::validate_id(id)?;
-        let arg = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
+        let arg = if exclusive {
+            FlockArg::LockExclusive
+        } else {
+            FlockArg::LockShared
+        };
         self.lock_dir(id, self.root.join(id), arg)
     }
 
     fn lock_dir(&self, id: &str, path: PathBuf, arg: FlockArg) -> Result<Dir> {
-        let fd = match open(&path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty()) {
+        let fd = match open(
+            &path,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
             Err(nix::errno::Errno::ENOENT) => return Err(Error::NotFound(id.to_string())),
             r => r.ctx(|| format!("open state dir {}", path.display()))?,
         };
-        let lock = Flock::lock(fd, arg).map_err(|(_, e)| Error::sys(format!("lock {}", path.display()), e))?;
-        Ok(Dir { id: id.to_string(), path, lock })
+        let lock = Flock::lock(fd, arg)
+            .map_err(|(_, e)| Error::sys(format!("lock {}", path.display()), e))?;
+        Ok(Dir {
+            id: id.to_string(),
+            path,
+            lock,
+        })
     }
 
     /// The ids of every container with a state dir, sorted.
@@ -234,14 +256,18 @@ impl Dir {
 
     /// Remove the state dir (the lock goes with it).
     pub fn remove(self) -> Result<()> {
-        std::fs::remove_dir_all(&self.path).ctx(|| format!("remove state dir {}", self.path.display()))
+        std::fs::remove_dir_all(&self.path)
+            .ctx(|| format!("remove state dir {}", self.path.display()))
     }
 }
 
 /// Write a file by renaming a complete temporary one over it, so readers never see half of it.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new()

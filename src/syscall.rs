@@ -33,7 +33,11 @@ pub fn clone_fork_into(flags: CloneFlags, cgroup: BorrowedFd) -> nix::Result<Opt
     // SAFETY: a zero stack (and stack size) gives fork semantics, as in clone_fork (same
     // single-threaded callers); args is valid for the call and its size is passed with it.
     let r = unsafe {
-        libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
     };
     match Errno::result(r)? {
         0 => Ok(None),
@@ -44,7 +48,14 @@ pub fn clone_fork_into(flags: CloneFlags, cgroup: BorrowedFd) -> nix::Result<Opt
 /// Mark every fd from `first` on close-on-exec, so exec passes only 0..first.
 pub fn cloexec_from(first: u32) -> nix::Result<()> {
     // SAFETY: close_range only changes fd flags; CLOSE_RANGE_CLOEXEC closes nothing now.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     Errno::result(r).map(drop)
 }
 
@@ -67,15 +78,35 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
 /// fsmount: Linux 5.2): nothing is mounted on it, and nothing can propagate onto it.
 pub fn new_procfs() -> nix::Result<OwnedFd> {
     // SAFETY: the name is a NUL-terminated literal; on success the call returns a new fd we own.
-    let fs = unsafe { owned(libc::syscall(libc::SYS_fsopen, c"proc".as_ptr(), libc::FSOPEN_CLOEXEC))? };
+    let fs = unsafe {
+        owned(libc::syscall(
+            libc::SYS_fsopen,
+            c"proc".as_ptr(),
+            libc::FSOPEN_CLOEXEC,
+        ))?
+    };
     // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
     let r = unsafe {
-        libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), libc::FSCONFIG_CMD_CREATE, std::ptr::null::<libc::c_char>(), std::ptr::null::<libc::c_void>(), 0)
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            libc::FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
     };
     Errno::result(r)?;
     let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
     // SAFETY: fs is a configured filesystem context; the call returns a new fd we own.
-    unsafe { owned(libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), libc::FSMOUNT_CLOEXEC, attrs)) }
+    unsafe {
+        owned(libc::syscall(
+            libc::SYS_fsmount,
+            fs.as_raw_fd(),
+            libc::FSMOUNT_CLOEXEC,
+            attrs,
+        ))
+    }
 }
 
 /// A detached copy of the mount at `path`, without the mounts below it (open_tree with
@@ -84,7 +115,14 @@ pub fn clone_tree(path: &str) -> nix::Result<OwnedFd> {
     let path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
     let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
     // SAFETY: path is NUL-terminated and outlives the call, which returns a new fd we own.
-    unsafe { owned(libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags)) }
+    unsafe {
+        owned(libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+        ))
+    }
 }
 
 /// # Safety

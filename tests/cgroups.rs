@@ -194,7 +194,9 @@ fn created_cgroup2_dir<'a>(t: &'a TestCgroup, file: &str) -> Option<&'a Path> {
 #[test]
 fn sigkill_for_all_goes_through_cgroup_kill() {
     let t = TestCgroup::new("cgkill");
-    let Some(unified) = created_cgroup2_dir(&t, "cgroup.kill") else { return };
+    let Some(unified) = created_cgroup2_dir(&t, "cgroup.kill") else {
+        return;
+    };
     let mut child = Sleeper::spawn();
     std::fs::write(unified.join("cgroup.procs"), child.pid().to_string()).unwrap();
     t.cg.kill_all(Signal::SIGKILL).unwrap();
@@ -323,7 +325,9 @@ fn open_for_clone_only_on_pure_v2() {
 #[test]
 fn clone_into_a_cgroup_starts_the_child_there() {
     let t = TestCgroup::new("clone3");
-    let Some(dir) = created_cgroup2_dir(&t, "cgroup.controllers") else { return };
+    let Some(dir) = created_cgroup2_dir(&t, "cgroup.controllers") else {
+        return;
+    };
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     let fd = nix::fcntl::open(dir, flags, Mode::empty()).unwrap();
     let pid = match berth::syscall::clone_fork_into(CloneFlags::empty(), fd.as_fd()) {
@@ -341,9 +345,18 @@ fn clone_into_a_cgroup_starts_the_child_there() {
     let seen = std::fs::read_to_string(format!("/proc/{pid}/cgroup"));
     nix::sys::signal::kill(pid, Signal::SIGKILL).unwrap();
     let status = nix::sys::wait::waitpid(pid, None).unwrap();
-    assert!(matches!(status, nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)), "{status:?}");
+    assert!(
+        matches!(
+            status,
+            nix::sys::wait::WaitStatus::Signaled(_, Signal::SIGKILL, _)
+        ),
+        "{status:?}"
+    );
     let want = format!("0::{}", t.path.display());
-    assert!(seen.unwrap().lines().any(|l| l == want), "child not in {want}");
+    assert!(
+        seen.unwrap().lines().any(|l| l == want),
+        "child not in {want}"
+    );
 }
 
 /// `cg` as a later command would see it on a host without the v1 `controller` hierarchy

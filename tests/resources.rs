@@ -352,7 +352,12 @@ fn zero_shares_and_empty_cpu_lists_mean_unset() {
     });
     c.start_detached();
     assert_eq!(c.cg_file("cpu", "cpu.shares"), "1024");
-    let parent = |f: &str| fs::read_to_string(c.cg("cpuset").parent().unwrap().join(f)).unwrap().trim().to_string();
+    let parent = |f: &str| {
+        fs::read_to_string(c.cg("cpuset").parent().unwrap().join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(c.cg_file("cpuset", "cpuset.cpus"), parent("cpuset.cpus"));
     assert_eq!(c.cg_file("cpuset", "cpuset.mems"), parent("cpuset.mems"));
 }
@@ -623,10 +628,23 @@ impl Ctr {
         let mut all = vec!["update"];
         all.extend_from_slice(args);
         all.push(&self.id);
-        let mut child = self.berth(&all).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let mut child = self
+            .berth(&all)
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// `berth events ARGS ID` in the background, its stdout piped.
@@ -634,7 +652,12 @@ impl Ctr {
         let mut all = vec!["events"];
         all.extend_from_slice(args);
         all.push(&self.id);
-        self.berth(&all).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        self.berth(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 }
 
@@ -652,7 +675,12 @@ fn exit_of(child: &mut std::process::Child) -> (std::process::ExitStatus, String
         status.is_some()
     });
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.unwrap(), err)
 }
 
@@ -670,14 +698,29 @@ fn update_raises_and_lowers_limits_and_a_refused_value_changes_nothing() {
     // memory+swap on v1, swap alone on v2.
     let swap = || v1_swap.then(|| c.cg_file("memory", "memory.memsw.limit_in_bytes"));
     let raise = [
-        "--memory", "128M", "--memory-swap", "256M", "--pids-limit", "100", "--cpu-period", "100000",
-        "--cpu-quota", "20000", "--cpu-share", "512", "--cpuset-cpus", "0",
+        "--memory",
+        "128M",
+        "--memory-swap",
+        "256M",
+        "--pids-limit",
+        "100",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "20000",
+        "--cpu-share",
+        "512",
+        "--cpuset-cpus",
+        "0",
     ];
     let (ok, err) = c.update(&raise, "");
     assert!(ok, "{err}");
     assert_eq!(memory(), (128 * MIB).to_string());
     assert_eq!(pids(), "100");
-    assert_eq!(c.limit(("cpu", "cpu.cfs_quota_us"), "cpu.max"), if v1_memory() { "20000" } else { "20000 100000" });
+    assert_eq!(
+        c.limit(("cpu", "cpu.cfs_quota_us"), "cpu.max"),
+        if v1_memory() { "20000" } else { "20000 100000" }
+    );
     assert_eq!(c.limit(("cpuset", "cpuset.cpus"), "cpuset.cpus"), "0");
     if v1_memory() {
         assert_eq!(c.cg_file("cpu", "cpu.shares"), "512");
@@ -693,9 +736,15 @@ fn update_raises_and_lowers_limits_and_a_refused_value_changes_nothing() {
     // Refused values name their flag and leave every limit as it was.
     let refused: &[(&[&str], &str)] = &[
         (&["--memory-swap", "16M"], "--memory-swap"),
-        (&["--cpuset-cpus", "0-", "--pids-limit", "7"], "--cpuset-cpus"),
+        (
+            &["--cpuset-cpus", "0-", "--pids-limit", "7"],
+            "--cpuset-cpus",
+        ),
         (&["--memory", "12x"], "--memory"),
-        (&["--pids-limit", "5", "--cpu-share", "1000000"], "--cpu-share"),
+        (
+            &["--pids-limit", "5", "--cpu-share", "1000000"],
+            "--cpu-share",
+        ),
     ];
     for (args, flag) in refused {
         if !v1_memory() && args.contains(&"--cpu-share") {
@@ -703,9 +752,17 @@ fn update_raises_and_lowers_limits_and_a_refused_value_changes_nothing() {
         }
         let (ok, err) = c.update(args, "");
         assert!(!ok && err.contains(flag), "{args:?}: {err}");
-        assert_eq!((memory(), pids()), ((32 * MIB).to_string(), "100".into()), "{args:?} changed a limit");
+        assert_eq!(
+            (memory(), pids()),
+            ((32 * MIB).to_string(), "100".into()),
+            "{args:?} changed a limit"
+        );
         if v1_memory() {
-            assert_eq!(c.cg_file("cpu", "cpu.shares"), "512", "{args:?} left the shares changed");
+            assert_eq!(
+                c.cg_file("cpu", "cpu.shares"),
+                "512",
+                "{args:?} left the shares changed"
+            );
         }
     }
 
@@ -731,17 +788,35 @@ fn events_stats_is_one_runc_shaped_document() {
     });
     c.start_detached();
     let out = c.cmd("events", &["--stats"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     let ev: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!((ev["type"].as_str(), ev["id"].as_str()), (Some("stats"), Some(c.id.as_str())));
+    assert_eq!(
+        (ev["type"].as_str(), ev["id"].as_str()),
+        (Some("stats"), Some(c.id.as_str()))
+    );
     let data = &ev["data"];
     assert_eq!(data["memory"]["usage"]["limit"], 64 * MIB, "{data}");
-    assert!(data["memory"]["raw"].as_object().is_some_and(|r| !r.is_empty()), "{data}");
+    assert!(
+        data["memory"]["raw"]
+            .as_object()
+            .is_some_and(|r| !r.is_empty()),
+        "{data}"
+    );
     assert_eq!(data["pids"], json!({ "current": 1, "limit": 10 }));
-    assert!(data["cpu"]["usage"]["kernel"].is_u64() && data["cpu"]["usage"]["user"].is_u64(), "{data}");
-    assert!(data["intel_rdt"].is_object() && data["network_interfaces"].is_null(), "{data}");
+    assert!(
+        data["cpu"]["usage"]["kernel"].is_u64() && data["cpu"]["usage"]["user"].is_u64(),
+        "{data}"
+    );
+    assert!(
+        data["intel_rdt"].is_object() && data["network_interfaces"].is_null(),
+        "{data}"
+    );
 
     let out = c.cmd("events", &["--interval", "0s"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("interval must be greater than 0"));
@@ -800,7 +875,13 @@ fn a_failed_exec_into_a_paused_container_does_not_wait_for_its_frozen_process() 
     // exec joins the hierarchies in /proc/self/cgroup's order: the frozen freezer cgroup must
     // come before the cpuset one that refuses the process.
     let order = fs::read_to_string("/proc/self/cgroup").unwrap();
-    let at = |c: &str| order.lines().position(|l| l.split(':').nth(1).is_some_and(|l| l.split(',').any(|x| x == c)));
+    let at = |c: &str| {
+        order.lines().position(|l| {
+            l.split(':')
+                .nth(1)
+                .is_some_and(|l| l.split(',').any(|x| x == c))
+        })
+    };
     if !matches!((at("freezer"), at("cpuset")), (Some(f), Some(c)) if f < c) {
         eprintln!("skipped: the freezer hierarchy does not come before cpuset");
         return;
@@ -811,7 +892,14 @@ fn a_failed_exec_into_a_paused_container_does_not_wait_for_its_frozen_process() 
     fs::create_dir(c.cg("cpuset").join("empty")).unwrap();
     assert!(c.cmd("pause", &[]).status.success());
     let mut exec = c
-        .berth(&["exec", "--ignore-paused", "--cgroup", "cpuset:empty", &c.id, "true"])
+        .berth(&[
+            "exec",
+            "--ignore-paused",
+            "--cgroup",
+            "cpuset:empty",
+            &c.id,
+            "true",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(fs::File::create(c.dir.join("exec.stderr")).unwrap())
@@ -830,7 +918,10 @@ fn a_failed_exec_into_a_paused_container_does_not_wait_for_its_frozen_process() 
         std::thread::sleep(Duration::from_millis(20));
     };
     let err = fs::read_to_string(c.dir.join("exec.stderr")).unwrap();
-    assert!(!status.success() && err.contains("cpuset"), "{status:?}: {err}");
+    assert!(
+        !status.success() && err.contains("cpuset"),
+        "{status:?}: {err}"
+    );
     // The killed process was left in the frozen cgroup: it dies once the container resumes.
     assert!(c.cmd("resume", &[]).status.success());
     wait_until("the killed exec process to go", || c.pids().len() == 1);

@@ -37,16 +37,28 @@ impl Bundle {
     /// `berth ARGS` under script(1); its output and exit status.
     fn in_pty(&self, args: &str) -> (String, Option<i32>) {
         let cmd = format!("{BERTH} --root {} {args}", self.root());
-        let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
-        (String::from_utf8_lossy(&out.stdout).into_owned(), out.status.code())
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .expect("run script");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            out.status.code(),
+        )
     }
 }
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        let _ = Command::new(BERTH).args(["--root", &self.root(), "delete", "--force", &self.id]).status();
+        let _ = Command::new(BERTH)
+            .args(["--root", &self.root(), "delete", "--force", &self.id])
+            .status();
         let _ = std::fs::remove_dir_all(&self.dir);
-        for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for h in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let _ = std::fs::remove_dir(h.path().join("berth-test"));
         }
         let _ = std::fs::remove_dir("/sys/fs/cgroup/berth-test");
@@ -68,7 +80,10 @@ fn run_bridges_the_terminal() {
     }
     let b = Bundle::new("run", true, &["sh", "-c", "tty; exit 7"]);
     let (out, code) = b.in_pty(&format!("run --bundle {} {}", b.dir.display(), b.id));
-    assert!(out.contains("/dev/pts/"), "no pty in the container: {out:?}");
+    assert!(
+        out.contains("/dev/pts/"),
+        "no pty in the container: {out:?}"
+    );
     assert_eq!(code, Some(7), "{out:?}");
 }
 
@@ -79,11 +94,22 @@ fn exec_tty_bridges_the_terminal() {
     }
     let b = Bundle::new("exec", false, &["sleep", "300"]);
     let run = Command::new(BERTH)
-        .args(["--root", &b.root(), "run", "--detach", "--bundle", &b.dir.display().to_string(), &b.id])
+        .args([
+            "--root",
+            &b.root(),
+            "run",
+            "--detach",
+            "--bundle",
+            &b.dir.display().to_string(),
+            &b.id,
+        ])
         .status()
         .unwrap();
     assert!(run.success());
     let (out, code) = b.in_pty(&format!("exec -t {} sh -c 'tty; exit 5'", b.id));
-    assert!(out.contains("/dev/pts/"), "no pty for the exec'd process: {out:?}");
+    assert!(
+        out.contains("/dev/pts/"),
+        "no pty for the exec'd process: {out:?}"
+    );
     assert_eq!(code, Some(5), "{out:?}");
 }

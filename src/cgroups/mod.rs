@@ -139,9 +139,12 @@ impl Cgroup {
         if !self.v1.is_empty() {
             return Ok(None);
         }
-        let Some(dir) = self.targets(subs)?.pop() else { return Ok(None) };
+        let Some(dir) = self.targets(subs)?.pop() else {
+            return Ok(None);
+        };
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
-        let fd = nix::fcntl::open(&dir, flags, Mode::empty()).ctx(|| format!("open cgroup {}", dir.display()))?;
+        let fd = nix::fcntl::open(&dir, flags, Mode::empty())
+            .ctx(|| format!("open cgroup {}", dir.display()))?;
         Ok(Some(fd))
     }
 
@@ -196,19 +199,30 @@ impl Cgroup {
                 Some((c, p)) => (Some(c), Path::new(p)),
                 None => (None, Path::new(sub.as_str())),
             };
-            let escapes = path.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
+            let escapes = path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)));
             if escapes || path.as_os_str().is_empty() {
-                return Err(Error::Usage(format!("--cgroup {sub:?}: must be a relative path below the container's cgroup")));
+                return Err(Error::Usage(format!(
+                    "--cgroup {sub:?}: must be a relative path below the container's cgroup"
+                )));
             }
             match controller {
                 Some(c) if !self.v1.iter().any(|h| h.has(c)) => {
-                    return Err(Error::Usage(format!("--cgroup {sub:?}: no {c} hierarchy on this host")))
+                    return Err(Error::Usage(format!(
+                        "--cgroup {sub:?}: no {c} hierarchy on this host"
+                    )))
                 }
                 Some(c) => named.push((c, path)),
                 None => any = Some(path),
             }
         }
-        let v1 = self.v1.iter().map(|h| (h.dir.as_path(), named.iter().find(|(c, _)| h.has(c)).map(|(_, p)| *p)));
+        let v1 = self.v1.iter().map(|h| {
+            (
+                h.dir.as_path(),
+                named.iter().find(|(c, _)| h.has(c)).map(|(_, p)| *p),
+            )
+        });
         let mut targets = Vec::new();
         for (dir, sub) in v1.chain(self.unified.as_deref().map(|d| (d, None))) {
             let target = match sub.or(any) {
@@ -216,7 +230,10 @@ impl Cgroup {
                 None => dir.to_path_buf(),
             };
             if !target.is_dir() {
-                return Err(Error::Usage(format!("--cgroup: {} does not exist", target.display())));
+                return Err(Error::Usage(format!(
+                    "--cgroup: {} does not exist",
+                    target.display()
+                )));
             }
             targets.push(target);
         }

@@ -19,8 +19,15 @@ pub struct OomWatch {
 }
 
 enum Kind {
-    V1 { efd: EventFd, oom_control: PathBuf },
-    V2 { inotify: Inotify, dir: PathBuf, seen: u64 },
+    V1 {
+        efd: EventFd,
+        oom_control: PathBuf,
+    },
+    V2 {
+        inotify: Inotify,
+        dir: PathBuf,
+        seen: u64,
+    },
 }
 
 impl Cgroup {
@@ -32,11 +39,20 @@ impl Cgroup {
         match self.unified.as_deref() {
             Some(dir) if self.v1.is_empty() && dir.join("memory.events").exists() => {
                 let events = dir.join("memory.events");
-                let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ctx(|| "inotify_init")?;
-                inotify.add_watch(&events, AddWatchFlags::IN_MODIFY).ctx(|| format!("watch {}", events.display()))?;
+                let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+                    .ctx(|| "inotify_init")?;
+                inotify
+                    .add_watch(&events, AddWatchFlags::IN_MODIFY)
+                    .ctx(|| format!("watch {}", events.display()))?;
                 // After the watch is in place: a rise between the two is not missed.
                 let seen = oom_count(dir)?;
-                Ok(Some(OomWatch { kind: Kind::V2 { inotify, dir: dir.to_path_buf(), seen } }))
+                Ok(Some(OomWatch {
+                    kind: Kind::V2 {
+                        inotify,
+                        dir: dir.to_path_buf(),
+                        seen,
+                    },
+                }))
             }
             _ => Ok(None),
         }
@@ -45,12 +61,16 @@ impl Cgroup {
 
 fn v1_watch(dir: &Path) -> Result<OomWatch> {
     let oom_control = dir.join("memory.oom_control");
-    let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ctx(|| "eventfd")?;
-    let control = std::fs::File::open(&oom_control).ctx(|| format!("open {}", oom_control.display()))?;
+    let efd =
+        EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).ctx(|| "eventfd")?;
+    let control =
+        std::fs::File::open(&oom_control).ctx(|| format!("open {}", oom_control.display()))?;
     // The kernel keeps its own reference to memory.oom_control once registered.
     let line = format!("{} {}", efd.as_fd().as_raw_fd(), control.as_raw_fd());
     fs::write(&dir.join("cgroup.event_control"), &line)?;
-    Ok(OomWatch { kind: Kind::V1 { efd, oom_control } })
+    Ok(OomWatch {
+        kind: Kind::V1 { efd, oom_control },
+    })
 }
 
 /// oom + oom_kill of memory.events: an OOM raises at least one of them.
@@ -80,10 +100,16 @@ impl OomWatch {
             Kind::V2 { inotify, dir, seen } => {
                 match inotify.read_events() {
                     Ok(_) | Err(nix::Error::EAGAIN) => {}
-                    Err(e) => return Err(e).ctx(|| format!("read inotify events of {}/memory.events", dir.display())),
+                    Err(e) => {
+                        return Err(e).ctx(|| {
+                            format!("read inotify events of {}/memory.events", dir.display())
+                        })
+                    }
                 }
                 // Gone with its cgroup: no further OOM can happen.
-                let Some(now) = stats::optional(oom_count(dir))? else { return Ok(false) };
+                let Some(now) = stats::optional(oom_count(dir))? else {
+                    return Ok(false);
+                };
                 let rose = now > *seen;
                 *seen = now;
                 Ok(rose)

@@ -8,7 +8,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth", version, about = "A runc-compatible OCI container runtime")]
+#[command(
+    name = "berth",
+    version,
+    about = "A runc-compatible OCI container runtime"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -19,7 +23,11 @@ pub struct Cli {
 /// `--version`'s text after "berth ", in runc's layout (`runc version 1.1.5`, `spec: ...`,
 /// `libseccomp: ...`): Docker parses the "version" line for `docker info` and warns without it.
 pub fn version() -> String {
-    let mut text = format!("version {}\nspec: {}", env!("CARGO_PKG_VERSION"), berth::state::OCI_VERSION);
+    let mut text = format!(
+        "version {}\nspec: {}",
+        env!("CARGO_PKG_VERSION"),
+        berth::state::OCI_VERSION
+    );
     if let Ok(v) = libseccomp::ScmpVersion::current() {
         text += &format!("\nlibseccomp: {v}");
     }

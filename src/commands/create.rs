@@ -7,10 +7,18 @@ use berth::state::Store;
 use crate::cli::{CreateArgs, RunArgs};
 
 fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
-    let console = a.console_socket.as_deref().map(berth::console::connect).transpose()?;
+    let console = a
+        .console_socket
+        .as_deref()
+        .map(berth::console::connect)
+        .transpose()?;
     // systemd socket activation, as runc passes it on: only when the fds were meant for us.
     let for_us = std::env::var("LISTEN_PID").is_ok_and(|p| p == std::process::id().to_string());
-    let listen = std::env::var("LISTEN_FDS").ok().filter(|_| for_us).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let listen = std::env::var("LISTEN_FDS")
+        .ok()
+        .filter(|_| for_us)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     Ok(CreateOptions {
         id: &a.id,
         bundle: &a.bundle,
@@ -29,6 +37,10 @@ pub fn create(store: &Store, a: &CreateArgs) -> Result<i32> {
 }
 
 pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
-    let opts = RunOptions { create: options(&a.create)?, detach: a.detach, keep: a.keep };
+    let opts = RunOptions {
+        create: options(&a.create)?,
+        detach: a.detach,
+        keep: a.keep,
+    };
     Ok(container::run(store, opts)?)
 }

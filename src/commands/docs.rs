@@ -24,10 +24,20 @@ pub fn man(a: &ManArgs) -> Result<i32> {
 
 fn write_page(cmd: &clap::Command, name: &str, dir: &Path) -> Result<()> {
     let path = dir.join(format!("{name}.8"));
-    let mut out = std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
-    let page = cmd.clone().name(name.to_string()).display_name(name.to_string());
-    clap_mangen::Man::new(page).section("8").render(&mut out).with_context(|| format!("write {}", path.display()))?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    let mut out =
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let page = cmd
+        .clone()
+        .name(name.to_string())
+        .display_name(name.to_string());
+    clap_mangen::Man::new(page)
+        .section("8")
+        .render(&mut out)
+        .with_context(|| format!("write {}", path.display()))?;
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
         write_page(sub, &format!("{name}-{}", sub.get_name()), dir)?;
     }
     Ok(())

@@ -15,11 +15,16 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
     let process = match &a.process {
         Some(path) => {
             let text = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
-            serde_json::from_slice(&text).with_context(|| format!("invalid process json {}", path.display()))?
+            serde_json::from_slice(&text)
+                .with_context(|| format!("invalid process json {}", path.display()))?
         }
         None => from_flags(store, a)?,
     };
-    let console = a.console_socket.as_deref().map(berth::console::connect).transpose()?;
+    let console = a
+        .console_socket
+        .as_deref()
+        .map(berth::console::connect)
+        .transpose()?;
     let opts = ExecOptions {
         id: &a.id,
         process,
@@ -62,10 +67,18 @@ fn from_flags(store: &Store, a: &ExecArgs) -> Result<Process> {
     }
     let mut user = p.user().clone();
     if let Some(spec) = &a.user {
-        let (uid, gid) = spec.split_once(':').map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
-        user.set_uid(uid.parse().with_context(|| format!("--user {spec:?}: uid must be a number"))?);
+        let (uid, gid) = spec
+            .split_once(':')
+            .map_or((spec.as_str(), None), |(u, g)| (u, Some(g)));
+        user.set_uid(
+            uid.parse()
+                .with_context(|| format!("--user {spec:?}: uid must be a number"))?,
+        );
         if let Some(g) = gid {
-            user.set_gid(g.parse().with_context(|| format!("--user {spec:?}: gid must be a number"))?);
+            user.set_gid(
+                g.parse()
+                    .with_context(|| format!("--user {spec:?}: gid must be a number"))?,
+            );
         }
     }
     if !a.additional_gids.is_empty() {

@@ -9,7 +9,11 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
     let all = berth::container::list(store)?;
     if a.quiet {
         let ids: Vec<&str> = all.iter().map(|(s, _)| s.id.as_str()).collect();
-        return if ids.is_empty() { Ok(0) } else { super::emit(&ids.join("\n")) };
+        return if ids.is_empty() {
+            Ok(0)
+        } else {
+            super::emit(&ids.join("\n"))
+        };
     }
     match a.format {
         ListFormat::Json => {
@@ -21,7 +25,14 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
                 .iter()
                 .map(|(s, st)| {
                     let pid = s.oci(*st).pid;
-                    [s.id.clone(), pid.to_string(), st.to_string(), s.bundle.display().to_string(), s.created.clone(), s.owner.clone()]
+                    [
+                        s.id.clone(),
+                        pid.to_string(),
+                        st.to_string(),
+                        s.bundle.display().to_string(),
+                        s.created.clone(),
+                        s.owner.clone(),
+                    ]
                 })
                 .collect();
             let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from);
@@ -34,7 +45,11 @@ pub fn list(store: &Store, a: &ListArgs) -> Result<i32> {
             let lines: Vec<String> = std::iter::once(&header)
                 .chain(&rows)
                 .map(|row| {
-                    let cells: Vec<String> = row.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
+                    let cells: Vec<String> = row
+                        .iter()
+                        .zip(widths)
+                        .map(|(c, w)| format!("{c:<w$}"))
+                        .collect();
                     cells.join("   ").trim_end().to_string()
                 })
                 .collect();

@@ -1,8 +1,8 @@
 //! One thin file per command: turn flags into a library call, print the result.
 
 mod create;
-mod docs;
 mod delete;
+mod docs;
 mod events;
 mod exec;
 mod kill;
@@ -55,7 +55,11 @@ pub fn emit(text: &str) -> Result<i32> {
 pub fn write_line(text: &str) -> Result<bool> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush()) {
+    match out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush())
+    {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(anyhow::Error::new(e).context("write output")),
         Ok(()) => Ok(true),

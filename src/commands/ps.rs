@@ -9,15 +9,27 @@ use berth::state::Store;
 use crate::cli::{ListFormat, PsArgs};
 
 pub fn ps(store: &Store, a: &PsArgs) -> Result<i32> {
-    let pids: Vec<i32> = berth::container::pids(store, &a.id)?.iter().map(|p| p.as_raw()).collect();
+    let pids: Vec<i32> = berth::container::pids(store, &a.id)?
+        .iter()
+        .map(|p| p.as_raw())
+        .collect();
     if a.format == ListFormat::Json {
         println!("{}", serde_json::to_string(&pids)?);
         return Ok(0);
     }
-    let args = if a.ps_args.is_empty() { vec!["-ef".to_string()] } else { a.ps_args.clone() };
+    let args = if a.ps_args.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        a.ps_args.clone()
+    };
     let out = Command::new("ps").args(&args).output().context("run ps")?;
     if !out.status.success() {
-        bail!("ps {}: {}: {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ps {}: {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
@@ -27,7 +39,10 @@ pub fn ps(store: &Store, a: &PsArgs) -> Result<i32> {
     };
     println!("{header}");
     for line in lines {
-        let pid = line.split_whitespace().nth(column).and_then(|p| p.parse::<i32>().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(column)
+            .and_then(|p| p.parse::<i32>().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             println!("{line}");
         }

@@ -104,31 +104,51 @@ impl Checked {
     pub fn create(self, store: &Store, opts: CreateOptions) -> Result<Pid> {
         let terminal = self.terminal();
         if terminal && opts.console.is_none() {
-            return Err(Error::Usage("process.terminal is set: --console-socket is required".into()));
+            return Err(Error::Usage(
+                "process.terminal is set: --console-socket is required".into(),
+            ));
         }
         if !terminal && opts.console.is_some() {
-            return Err(Error::Usage("--console-socket given but process.terminal is not set".into()));
+            return Err(Error::Usage(
+                "--console-socket given but process.terminal is not set".into(),
+            ));
         }
         make(store, opts, &self.bundle, &self.ns, self.cgroup)
     }
 }
 
 /// Everything `create` makes, undone by [`Undo`] if a step fails.
-fn make(store: &Store, opts: CreateOptions, bundle: &spec::Bundle, ns: &Plan, cgroup: Cgroup) -> Result<Pid> {
+fn make(
+    store: &Store,
+    opts: CreateOptions,
+    bundle: &spec::Bundle,
+    ns: &Plan,
+    cgroup: Cgroup,
+) -> Result<Pid> {
     let sp = &bundle.spec;
     let linux = sp.linux().as_ref().expect("validated");
     let process = sp.process().as_ref().expect("validated");
     let resources = linux.resources().clone().unwrap_or_default();
     let dir = store.create(opts.id)?;
-    let mut undo = Undo { dir: None, cgroup: None, pids: Vec::new() };
+    let mut undo = Undo {
+        dir: None,
+        cgroup: None,
+        pids: Vec::new(),
+    };
     let fifo = dir.fifo();
     let lock_fd = dir.lock_fd().as_raw_fd();
     let dir_path = dir.path.clone();
     undo.dir = Some(dir);
     // Writable by anyone: the init opens it after switching to the container's user.
-    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
-    nix::sys::stat::fchmodat(nix::fcntl::AT_FDCWD, &fifo, Mode::from_bits_truncate(0o622), nix::sys::stat::FchmodatFlags::FollowSymlink)
-        .ctx(|| format!("chmod {}", fifo.display()))?;
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
+        .ctx(|| format!("mkfifo {}", fifo.display()))?;
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &fifo,
+        Mode::from_bits_truncate(0o622),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .ctx(|| format!("chmod {}", fifo.display()))?;
     cgroup.create()?;
     undo.cgroup = Some(cgroup.clone());
     cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
@@ -159,8 +179,12 @@ fn make(store: &Store, opts: CreateOptions, bundle: &spec::Bundle, ns: &Plan, cg
         cgroup.add(first)?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        crate::procfs::write(procfs.as_fd(), &format!("{first}/oom_score_adj"), adj.to_string().as_bytes())
-            .map_err(|e| Error::Init(format!("process.oomScoreAdj: {e}")))?;
+        crate::procfs::write(
+            procfs.as_fd(),
+            &format!("{first}/oom_score_adj"),
+            adj.to_string().as_bytes(),
+        )
+        .map_err(|e| Error::Init(format!("process.oomScoreAdj: {e}")))?;
     }
     // With one clone, the first child is the init, in its new network namespace, waiting for
     // "go": the devices arrive before any of its setup (its net sysctls may name them). Otherwise
@@ -198,19 +222,27 @@ fn make(store: &Store, opts: CreateOptions, bundle: &spec::Bundle, ns: &Plan, cg
         hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;
         Ok(oci)
     })?;
-    saved.pid_start = state::process_start(init)?.ok_or_else(|| Error::Init("container init exited during create".into()))?;
+    saved.pid_start = state::process_start(init)?
+        .ok_or_else(|| Error::Init("container init exited during create".into()))?;
     let dir = undo.dir.as_ref().expect("set above");
     dir.save(&saved)?;
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, init)?;
     }
-    tracing::debug!("created container {} with init {init} in {}", opts.id, dir_path.display());
+    tracing::debug!(
+        "created container {} with init {init} in {}",
+        opts.id,
+        dir_path.display()
+    );
     undo.dir = None;
     Ok(init)
 }
 
 /// The per-process and Linux attributes of the spec that have their own modules.
-fn validate_attrs(process: &oci_spec::runtime::Process, linux: &oci_spec::runtime::Linux) -> Result<()> {
+fn validate_attrs(
+    process: &oci_spec::runtime::Process,
+    linux: &oci_spec::runtime::Linux,
+) -> Result<()> {
     process::sched::validate(process)?;
     lsm::validate(process, Some(linux))?;
     process::personality::validate(linux)?;

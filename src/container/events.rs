@@ -25,7 +25,11 @@ pub struct Event {
 /// The stats of a container that has not stopped, as one event (`events --stats`).
 pub fn stats(store: &Store, id: &str) -> Result<Event> {
     let (cgroup, _) = open(store, id)?;
-    Ok(Event { kind: "stats", id: id.to_string(), data: Some(cgroup.stats()?) })
+    Ok(Event {
+        kind: "stats",
+        id: id.to_string(),
+        data: Some(cgroup.stats()?),
+    })
 }
 
 /// Start following a container that has not stopped; see [`Events::next`].
@@ -35,14 +39,24 @@ pub fn events(store: &Store, id: &str, interval: Duration) -> Result<Events> {
     if oom.is_none() {
         tracing::debug!("container {id:?}: no memory controller, so no oom events");
     }
-    Ok(Events { id: id.to_string(), cgroup, init, oom, interval, next_stats: Instant::now() + interval, stopped: false })
+    Ok(Events {
+        id: id.to_string(),
+        cgroup,
+        init,
+        oom,
+        interval,
+        next_stats: Instant::now() + interval,
+        stopped: false,
+    })
 }
 
 /// The container's cgroup and a pidfd of its init (readable once the init exits). No lock is
 /// kept: `events` runs for as long as the container does and must not hold up `delete`.
 fn open(store: &Store, id: &str) -> Result<(Cgroup, OwnedFd)> {
     let dir = store.open(id, false)?;
-    let state = dir.load()?.ok_or_else(|| wrong(id, "get events of", Status::Creating))?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| wrong(id, "get events of", Status::Creating))?;
     let gone = || wrong(id, "get events of", Status::Stopped);
     let init = match syscall::pidfd_open(state.init_pid()) {
         Err(nix::Error::ESRCH) => return Err(gone()),
@@ -82,7 +96,10 @@ impl Events {
                 Err(nix::Error::EINTR) => continue,
                 r => r.ctx(|| "poll")?,
             };
-            let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
             drop(fds);
             let exited = ready[0];
             // The kernel may report an OOM that killed the init a little after the exit: look
@@ -91,7 +108,11 @@ impl Events {
                 self.stopped = exited;
                 if let Some(w) = &mut self.oom {
                     if w.check()? {
-                        return Ok(Some(Event { kind: "oom", id: self.id.clone(), data: None }));
+                        return Ok(Some(Event {
+                            kind: "oom",
+                            id: self.id.clone(),
+                            data: None,
+                        }));
                     }
                 }
                 continue;
@@ -99,7 +120,13 @@ impl Events {
             if Instant::now() >= self.next_stats {
                 self.next_stats += self.interval;
                 match self.cgroup.stats() {
-                    Ok(s) => return Ok(Some(Event { kind: "stats", id: self.id.clone(), data: Some(s) })),
+                    Ok(s) => {
+                        return Ok(Some(Event {
+                            kind: "stats",
+                            id: self.id.clone(),
+                            data: Some(s),
+                        }))
+                    }
                     Err(e) => tracing::error!("container {:?}: {e}", self.id),
                 }
             }

@@ -35,19 +35,28 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         return Err(Error::config("process.args: must not be empty"));
     }
     if !process.cwd().is_absolute() {
-        return Err(Error::config(format_args!("process.cwd {:?}: must be an absolute path", process.cwd())));
+        return Err(Error::config(format_args!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd()
+        )));
     }
     process::sched::validate(process)?;
     lsm::validate(process, None)?;
     let terminal = process.terminal().unwrap_or(false);
     if terminal && opts.detach && opts.console.is_none() {
-        return Err(Error::Usage("a detached process with a terminal needs --console-socket".into()));
+        return Err(Error::Usage(
+            "a detached process with a terminal needs --console-socket".into(),
+        ));
     }
     if !terminal && opts.console.is_some() {
-        return Err(Error::Usage("--console-socket given but no terminal was asked for (-t)".into()));
+        return Err(Error::Usage(
+            "--console-socket given but no terminal was asked for (-t)".into(),
+        ));
     }
     let dir = store.open(opts.id, false)?;
-    let state = dir.load()?.ok_or_else(|| wrong(opts.id, Status::Creating))?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| wrong(opts.id, Status::Creating))?;
     let status = dir.status(&state);
     match status {
         Status::Created | Status::Running => {}
@@ -57,21 +66,35 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let mut linux = Linux::default();
     linux.set_seccomp(state.seccomp.clone());
     let listener = seccomp::connect_listener(&linux)?;
-    let procfs = lsm::has_labels(&opts.process).then(crate::procfs::open_private).transpose()?;
+    let procfs = lsm::has_labels(&opts.process)
+        .then(crate::procfs::open_private)
+        .transpose()?;
     let state_json = serde_json::to_string(&state.oci(status)).expect("state serialises");
     let ns = Plan::of_process(state.init_pid())?;
     // The namespaces are held open now. The lock goes before the process starts: it may join a
     // frozen cgroup (--ignore-paused) and wait there for `resume`, which needs the lock.
     drop(dir);
-    let fg = if opts.detach { None } else { Some(Foreground::prepare(terminal, &mut opts.console)?) };
+    let fg = if opts.detach {
+        None
+    } else {
+        Some(Foreground::prepare(terminal, &mut opts.console)?)
+    };
     if fg.is_none() {
         process::become_subreaper()?;
     }
 
     // execCPUAffinity.initial is for the time before the process joins the cgroup (whose
     // cpuset may then change it): such a process is moved in after it is set.
-    let initial_affinity = opts.process.exec_cpu_affinity().as_ref().is_some_and(|a| a.initial().is_some());
-    let cgroup_fd = if initial_affinity { None } else { state.cgroup.open_for_clone(&opts.sub_cgroups)? };
+    let initial_affinity = opts
+        .process
+        .exec_cpu_affinity()
+        .as_ref()
+        .is_some_and(|a| a.initial().is_some());
+    let cgroup_fd = if initial_affinity {
+        None
+    } else {
+        state.cgroup.open_for_clone(&opts.sub_cgroups)?
+    };
     let (chan, child_chan) = sync::pair()?;
     let args = EnterArgs {
         process: &opts.process,
@@ -87,9 +110,19 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let first = spawned.pid;
     // The first child waits for "go", so the initial affinity holds for all its setup.
     let started = process::sched::set_initial_affinity(&opts.process, first)
-        .and_then(|()| if spawned.in_cgroup { Ok(()) } else { state.cgroup.add_to(first, &opts.sub_cgroups) })
         .and_then(|()| {
-            process::drive(first, &chan, &linux, &ns, None, |_| Err(Error::Init("sync: unexpected mount report from exec".into())))
+            if spawned.in_cgroup {
+                Ok(())
+            } else {
+                state.cgroup.add_to(first, &opts.sub_cgroups)
+            }
+        })
+        .and_then(|()| {
+            process::drive(first, &chan, &linux, &ns, None, |_| {
+                Err(Error::Init(
+                    "sync: unexpected mount report from exec".into(),
+                ))
+            })
         });
     // Closed either way: that ends a child still waiting on it, and lets a failure after "ready"
     // (a refused execve) reach the process's stderr rather than the channel.
@@ -118,5 +151,9 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
 }
 
 fn wrong(id: &str, status: Status) -> Error {
-    Error::WrongState { op: "exec in", id: id.to_string(), status: status.to_string() }
+    Error::WrongState {
+        op: "exec in",
+        id: id.to_string(),
+        status: status.to_string(),
+    }
 }

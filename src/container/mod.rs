@@ -34,7 +34,11 @@ pub fn state(store: &Store, id: &str) -> Result<(State, Status)> {
             let status = dir.status(&state);
             Ok((state, status))
         }
-        None => Err(Error::WrongState { op: "query", id: id.into(), status: Status::Creating.to_string() }),
+        None => Err(Error::WrongState {
+            op: "query",
+            id: id.into(),
+            status: Status::Creating.to_string(),
+        }),
     }
 }
 
@@ -55,28 +59,41 @@ pub fn list(store: &Store) -> Result<Vec<(State, Status)>> {
 /// writing until we open it for reading.
 pub fn start(store: &Store, id: &str) -> Result<()> {
     let dir = store.open(id, true)?;
-    let state = dir.load()?.ok_or_else(|| wrong(id, "start", Status::Creating))?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| wrong(id, "start", Status::Creating))?;
     let status = dir.status(&state);
     if status != Status::Created {
         return Err(wrong(id, "start", status));
     }
     let fifo_path = dir.fifo();
     // Non-blocking, so a dead init cannot hang us: we poll and check that it is still alive.
-    let fifo = open(&fifo_path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", fifo_path.display()))?;
+    let fifo = open(
+        &fifo_path,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", fifo_path.display()))?;
     let mut buf = [0u8; 4096];
     loop {
-        let mut fds = [PollFd::new(std::os::fd::AsFd::as_fd(&fifo), PollFlags::POLLIN)];
+        let mut fds = [PollFd::new(
+            std::os::fd::AsFd::as_fd(&fifo),
+            PollFlags::POLLIN,
+        )];
         let _ = poll(&mut fds, PollTimeout::from(50u16));
         match nix::unistd::read(&fifo, &mut buf) {
             Ok(n) if n > 0 && buf[0] == b'0' => break,
             Ok(n) if n > 0 => {
                 let _ = std::fs::remove_file(&fifo_path);
-                return Err(Error::Hook(String::from_utf8_lossy(&buf[1..n]).into_owned()));
+                return Err(Error::Hook(
+                    String::from_utf8_lossy(&buf[1..n]).into_owned(),
+                ));
             }
             Ok(_) | Err(nix::errno::Errno::EAGAIN) if state.init_alive() => continue,
             Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
-                return Err(Error::Init(format!("container {id:?}: init exited before start")))
+                return Err(Error::Init(format!(
+                    "container {id:?}: init exited before start"
+                )))
             }
             Err(e) => return Err(Error::sys(format!("read {}", fifo_path.display()), e)),
         }
@@ -96,7 +113,9 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
 /// [`crate::cgroups::Cgroup::kill_all`] for a paused container).
 pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     let dir = store.open(id, false)?;
-    let state = dir.load()?.ok_or_else(|| wrong(id, "kill", Status::Creating))?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| wrong(id, "kill", Status::Creating))?;
     let status = dir.status(&state);
     if all {
         return state.cgroup.kill_all(sig);
@@ -104,7 +123,8 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
     if status == Status::Stopped {
         return Err(wrong(id, "kill", status));
     }
-    send_signal(state.init_pid(), sig).ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))?;
+    send_signal(state.init_pid(), sig)
+        .ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))?;
     // A frozen process does not die of SIGKILL on cgroup v1 until it is thawed: as runc does,
     // a paused container that is killed is thawed (other signals leave it paused).
     if status == Status::Paused && sig == Signal::SIGKILL {
@@ -156,7 +176,10 @@ fn wait_gone(state: &State) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while state.init_alive() {
         if Instant::now() > deadline {
-            return Err(Error::Init(format!("container {:?}: init {} did not die", state.id, state.pid)));
+            return Err(Error::Init(format!(
+                "container {:?}: init {} did not die",
+                state.id, state.pid
+            )));
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -164,5 +187,9 @@ fn wait_gone(state: &State) -> Result<()> {
 }
 
 fn wrong(id: &str, op: &'static str, status: Status) -> Error {
-    Error::WrongState { op, id: id.to_string(), status: status.to_string() }
+    Error::WrongState {
+        op,
+        id: id.to_string(),
+        status: status.to_string(),
+    }
 }

@@ -30,6 +30,8 @@ fn set_frozen(store: &Store, id: &str, op: &'static str, from: Status, frozen: b
 /// The pids of every process in the container's cgroup (host pid namespace), sorted.
 pub fn pids(store: &Store, id: &str) -> Result<Vec<Pid>> {
     let dir = store.open(id, false)?;
-    let state = dir.load()?.ok_or_else(|| wrong(id, "list processes of", Status::Creating))?;
+    let state = dir
+        .load()?
+        .ok_or_else(|| wrong(id, "list processes of", Status::Creating))?;
     state.cgroup.pids()
 }

@@ -58,8 +58,13 @@ impl Foreground {
     pub(crate) fn prepare(terminal: bool, console: &mut Option<OwnedFd>) -> Result<Foreground> {
         let mut ours = None;
         if terminal && console.is_none() {
-            let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-                .ctx(|| "create console socketpair")?;
+            let (mine, theirs) = socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            )
+            .ctx(|| "create console socketpair")?;
             *console = Some(theirs);
             ours = Some(mine);
         }
@@ -67,10 +72,15 @@ impl Foreground {
         for s in FORWARDED.iter().chain(&[Signal::SIGCHLD, Signal::SIGWINCH]) {
             set.add(*s);
         }
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None).ctx(|| "block signals")?;
-        let signals = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "create signalfd")?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .ctx(|| "block signals")?;
+        let signals =
+            SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "create signalfd")?;
         crate::process::become_subreaper()?;
-        Ok(Foreground { signals, console: ours })
+        Ok(Foreground {
+            signals,
+            console: ours,
+        })
     }
 
     /// Once the process is ready: take its pty, let it go (`start`), and wait for it.
@@ -90,9 +100,22 @@ impl Foreground {
 
 /// Signals the user sends to the runtime that go on to the container.
 const FORWARDED: &[Signal] = &[
-    Signal::SIGHUP, Signal::SIGINT, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2,
-    Signal::SIGPIPE, Signal::SIGALRM, Signal::SIGTERM, Signal::SIGCONT, Signal::SIGTSTP,
-    Signal::SIGTTIN, Signal::SIGTTOU, Signal::SIGIO, Signal::SIGPWR, Signal::SIGVTALRM, Signal::SIGPROF,
+    Signal::SIGHUP,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGPIPE,
+    Signal::SIGALRM,
+    Signal::SIGTERM,
+    Signal::SIGCONT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
 ];
 
 fn wait(init: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32> {
@@ -112,7 +135,10 @@ fn wait(init: Pid, sfd: &SignalFd, master: Option<&OwnedFd>) -> Result<i32> {
             Err(nix::errno::Errno::EINTR) => continue,
             r => r.ctx(|| "poll")?,
         };
-        let ready: Vec<bool> = fds.iter().map(|f| f.revents().is_some_and(|r| !r.is_empty())).collect();
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
         drop(fds);
         if ready[0] {
             if let Some(info) = sfd.read_signal().ctx(|| "read signalfd")? {
@@ -185,7 +211,12 @@ nix::ioctl_read_bad!(get_winsize, libc::TIOCGWINSZ, libc::winsize);
 nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
 
 fn copy_winsize(from: BorrowedFd, to: BorrowedFd) {
-    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: ws is a valid winsize for both ioctls; failures (stdin not a tty) are harmless.
     unsafe {
         // A terminal of unknown size (0x0) must not override process.consoleSize.
@@ -201,7 +232,9 @@ struct RawTerminal(Termios);
 impl RawTerminal {
     fn enter(master: BorrowedFd) -> Result<Option<RawTerminal>> {
         let stdin = std::io::stdin();
-        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else { return Ok(None) };
+        let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
+            return Ok(None);
+        };
         copy_winsize(stdin.as_fd(), master);
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);

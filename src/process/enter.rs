@@ -14,7 +14,10 @@ pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
     if let Some(socket) = args.console {
         console::setup_in_container(socket, process.console_size().as_ref())?;
     }
-    let filter = args.seccomp.map(|sc| seccomp::compile(sc, args.seccomp_listener, args.state)).transpose()?;
+    let filter = args
+        .seccomp
+        .map(|sc| seccomp::compile(sc, args.seccomp_listener, args.state))
+        .transpose()?;
     let prepared = exec::prepare(process, filter, args.procfs)?;
     // Last, once in the container's cgroup (whose cpuset applies); the init has no execCPUAffinity.
     sched::set_final_affinity(process)?;

@@ -24,7 +24,11 @@ pub struct Prepared<'a> {
 }
 
 /// Everything that can fail for a bad config, done before "ready".
-pub fn prepare<'a>(process: &Process, seccomp: Option<seccomp::Filter<'a>>, procfs: Option<BorrowedFd>) -> Result<Prepared<'a>> {
+pub fn prepare<'a>(
+    process: &Process,
+    seccomp: Option<seccomp::Filter<'a>>,
+    procfs: Option<BorrowedFd>,
+) -> Result<Prepared<'a>> {
     // While still privileged: real-time classes and LSM transitions need capabilities.
     sched::apply(process)?;
     lsm::apply(process, procfs)?;
@@ -40,25 +44,38 @@ pub fn prepare<'a>(process: &Process, seccomp: Option<seccomp::Filter<'a>>, proc
     if nnp {
         nix::sys::prctl::set_no_new_privs().ctx(|| "set no_new_privs")?;
     }
-    Ok(Prepared { program, seccomp, caps: keep.then_some(sets) })
+    Ok(Prepared {
+        program,
+        seccomp,
+        caps: keep.then_some(sets),
+    })
 }
 
 /// Resolve `process.args[0]` as execvp would, with the container's PATH, inside the container.
 /// Done before "ready" so a missing program fails `create`, not `start`.
 fn resolve(process: &Process) -> Result<PathBuf> {
     let arg0 = &process.args().as_ref().expect("validated")[0];
-    let executable = |p: &Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
     if arg0.contains('/') {
         let path = PathBuf::from(arg0);
         return match path.metadata() {
             Err(e) => Err(Error::io(format!("exec {arg0:?}"), e)),
             // What execve would say: engines map "permission denied" to exit status 126.
-            Ok(_) if !executable(&path) => Err(Error::sys(format!("exec {arg0:?}"), nix::errno::Errno::EACCES)),
+            Ok(_) if !executable(&path) => Err(Error::sys(
+                format!("exec {arg0:?}"),
+                nix::errno::Errno::EACCES,
+            )),
             Ok(_) => Ok(path),
         };
     }
     let env = process.env().as_deref().unwrap_or_default();
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
         .find(|p| executable(p))
@@ -68,10 +85,16 @@ fn resolve(process: &Process) -> Result<PathBuf> {
 /// Exec the program with only stdio and `preserve_fds` more fds. What allocates comes before the
 /// seccomp filter: after it, only the syscalls its module lists may run.
 pub fn exec(prepared: Prepared, process: &Process, preserve_fds: u32) -> Result<Infallible> {
-    let cstr = |s: &str| CString::new(s).map_err(|_| Error::config(format_args!("{s:?}: contains NUL")));
+    let cstr =
+        |s: &str| CString::new(s).map_err(|_| Error::config(format_args!("{s:?}: contains NUL")));
     let args = process.args().as_deref().unwrap_or_default();
     let argv = args.iter().map(|a| cstr(a)).collect::<Result<Vec<_>>>()?;
-    let envp = process.env().iter().flatten().map(|e| cstr(e)).collect::<Result<Vec<_>>>()?;
+    let envp = process
+        .env()
+        .iter()
+        .flatten()
+        .map(|e| cstr(e))
+        .collect::<Result<Vec<_>>>()?;
     let program = &prepared.program;
     let path = cstr(&program.to_string_lossy())?;
     if let Some(filter) = &prepared.seccomp {

@@ -35,8 +35,12 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     }
     // The state dir, held while it is reachable, to open the exec fifo in it at the very end.
     let state_dir = args.fifo.parent().expect("fifo is in the state dir");
-    let state_dir = open(state_dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", state_dir.display()))?;
+    let state_dir = open(
+        state_dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| format!("open {}", state_dir.display()))?;
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).ctx(|| format!("set hostname {h:?}"))?;
     }
@@ -46,7 +50,8 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     // Through the runtime's procfs: a mount namespace joined by path has a /proc of its own.
     for (key, value) in linux.sysctl().iter().flatten() {
         let path = format!("sys/{}", key.replace('.', "/"));
-        procfs::write(args.procfs, &path, value.as_bytes()).map_err(|e| Error::Init(format!("linux.sysctl {key:?}: {e}")))?;
+        procfs::write(args.procfs, &path, value.as_bytes())
+            .map_err(|e| Error::Init(format!("linux.sysctl {key:?}: {e}")))?;
     }
 
     let opts = rootfs::Options {
@@ -64,17 +69,27 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
         m => return Err(Error::Init(format!("sync: expected continue, got {m:?}"))),
     };
     let spec_hooks = spec.hooks().as_ref();
-    hooks::run(HookKind::CreateContainer, spec_hooks, &hooks::in_container(&state, "creating"))?;
+    hooks::run(
+        HookKind::CreateContainer,
+        spec_hooks,
+        &hooks::in_container(&state, "creating"),
+    )?;
     rootfs::pivot(&opts)?;
     rootfs::resolve_fd_links_in(args.procfs)?;
     if process.terminal().unwrap_or(false) {
-        let socket = args.console.ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
+        let socket = args
+            .console
+            .ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
         let pty = console::setup_in_container(socket, process.console_size().as_ref())?;
         console::bind_console(&pty)?;
     }
     rootfs::finalize(&opts)?;
 
-    let filter = linux.seccomp().as_ref().map(|sc| seccomp::compile(sc, args.seccomp_listener, &state)).transpose()?;
+    let filter = linux
+        .seccomp()
+        .as_ref()
+        .map(|sc| seccomp::compile(sc, args.seccomp_listener, &state))
+        .transpose()?;
     personality::apply(linux)?;
     mempolicy::apply(linux)?;
     let prepared = exec::prepare(process, filter, Some(args.procfs))?;
@@ -82,10 +97,19 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
 
     // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the
     // startContainer hooks run before it goes on to poststart.
-    let wr = openat(&state_dir, crate::state::EXEC_FIFO, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open exec fifo for writing")?;
+    let wr = openat(
+        &state_dir,
+        crate::state::EXEC_FIFO,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open exec fifo for writing")?;
     // The first byte tells `start` how it went: 0, or 1 and the error, which `start` reports.
-    if let Err(e) = hooks::run(HookKind::StartContainer, spec_hooks, &hooks::in_container(&state, "created")) {
+    if let Err(e) = hooks::run(
+        HookKind::StartContainer,
+        spec_hooks,
+        &hooks::in_container(&state, "created"),
+    ) {
         let _ = nix::unistd::write(&wr, format!("1{e}").as_bytes());
         return Err(e);
     }
@@ -97,5 +121,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
 fn set_domainname(name: &str) -> Result<()> {
     // SAFETY: the pointer and length describe a live buffer for the duration of the call.
     let r = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
-    nix::errno::Errno::result(r).map(drop).ctx(|| format!("set domainname {name:?}"))
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .ctx(|| format!("set domainname {name:?}"))
 }

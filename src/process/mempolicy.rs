@@ -9,22 +9,38 @@ use crate::{Context, Error, Result};
 const FIELD: &str = "linux.memoryPolicy";
 
 pub fn validate(linux: &Linux) -> Result<()> {
-    let Some(p) = linux.memory_policy() else { return Ok(()) };
+    let Some(p) = linux.memory_policy() else {
+        return Ok(());
+    };
     nodemask(p)?;
     let nodes = p.nodes().as_deref().is_some_and(|n| !n.is_empty());
     use MemoryPolicyModeType::*;
     match p.mode() {
         MpolDefault | MpolLocal if nodes => {
-            return Err(Error::config(format_args!("{FIELD}.nodes: must be empty for {}", p.mode())));
+            return Err(Error::config(format_args!(
+                "{FIELD}.nodes: must be empty for {}",
+                p.mode()
+            )));
         }
         MpolBind | MpolInterleave | MpolWeightedInterleave | MpolPreferredMany if !nodes => {
-            return Err(Error::config(format_args!("{FIELD}.nodes: required for {}", p.mode())));
+            return Err(Error::config(format_args!(
+                "{FIELD}.nodes: required for {}",
+                p.mode()
+            )));
         }
         _ => {}
     }
     let flags = p.flags().as_deref().unwrap_or_default();
-    if [MemoryPolicyFlagType::MpolFStaticNodes, MemoryPolicyFlagType::MpolFRelativeNodes].iter().all(|f| flags.contains(f)) {
-        return Err(Error::config(format_args!("{FIELD}.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other")));
+    if [
+        MemoryPolicyFlagType::MpolFStaticNodes,
+        MemoryPolicyFlagType::MpolFRelativeNodes,
+    ]
+    .iter()
+    .all(|f| flags.contains(f))
+    {
+        return Err(Error::config(format_args!(
+            "{FIELD}.flags: MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other"
+        )));
     }
     Ok(())
 }
@@ -38,7 +54,10 @@ fn nodemask(p: &LinuxMemoryPolicy) -> Result<Vec<libc::c_ulong>> {
     let bits = libc::c_ulong::BITS;
     let max = nodes.iter().max().copied();
     if max.is_some_and(|m| m >= 4096) {
-        return Err(Error::config(format_args!("{FIELD}.nodes: node {} is out of range", max.unwrap_or_default())));
+        return Err(Error::config(format_args!(
+            "{FIELD}.nodes: node {} is out of range",
+            max.unwrap_or_default()
+        )));
     }
     let mut mask = vec![0; max.map_or(0, |m| m / bits + 1) as usize];
     for n in nodes {
@@ -53,7 +72,15 @@ fn nodemask(p: &LinuxMemoryPolicy) -> Result<Vec<libc::c_ulong>> {
 pub fn features() -> serde_json::Value {
     use MemoryPolicyFlagType::*;
     use MemoryPolicyModeType::*;
-    let known = [MpolDefault, MpolPreferred, MpolBind, MpolInterleave, MpolLocal, MpolPreferredMany, MpolWeightedInterleave];
+    let known = [
+        MpolDefault,
+        MpolPreferred,
+        MpolBind,
+        MpolInterleave,
+        MpolLocal,
+        MpolPreferredMany,
+        MpolWeightedInterleave,
+    ];
     let takes = |mode: MemoryPolicyModeType| {
         let nodes = (!matches!(mode, MpolDefault | MpolLocal)).then_some("0");
         let policy = serde_json::json!({ "mode": mode.to_string(), "nodes": nodes });
@@ -61,14 +88,20 @@ pub fn features() -> serde_json::Value {
         linux.set_memory_policy(serde_json::from_value(policy).ok());
         apply(&linux).is_ok()
     };
-    let modes: Vec<String> = known.into_iter().filter(|m| takes(*m)).map(|m| m.to_string()).collect();
+    let modes: Vec<String> = known
+        .into_iter()
+        .filter(|m| takes(*m))
+        .map(|m| m.to_string())
+        .collect();
     takes(MpolDefault);
     let flags = [MpolFNumaBalancing, MpolFRelativeNodes, MpolFStaticNodes];
     serde_json::json!({ "modes": modes, "flags": flags.map(|f| f.to_string()) })
 }
 
 pub fn apply(linux: &Linux) -> Result<()> {
-    let Some(p) = linux.memory_policy() else { return Ok(()) };
+    let Some(p) = linux.memory_policy() else {
+        return Ok(());
+    };
     use MemoryPolicyModeType::*;
     // Values of linux/mempolicy.h; libc lacks the newer modes.
     let mode = match p.mode() {
@@ -90,11 +123,17 @@ pub fn apply(linux: &Linux) -> Result<()> {
     let mask = nodemask(p)?;
     // The kernel reads maxnode - 1 bits: exactly the mask's.
     let maxnode = mask.len() as libc::c_ulong * libc::c_ulong::from(libc::c_ulong::BITS) + 1;
-    let ptr = if mask.is_empty() { std::ptr::null() } else { mask.as_ptr() };
+    let ptr = if mask.is_empty() {
+        std::ptr::null()
+    } else {
+        mask.as_ptr()
+    };
     // SAFETY: ptr is null or points to mask, which holds maxnode - 1 bits and outlives the call.
     let r = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode | flags, ptr, maxnode) };
     let nodes = p.nodes().as_deref().unwrap_or_default();
-    nix::errno::Errno::result(r).map(drop).ctx(|| format!("{FIELD}: set_mempolicy {} nodes {nodes:?}", p.mode()))
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .ctx(|| format!("{FIELD}: set_mempolicy {} nodes {nodes:?}", p.mode()))
 }
 
 #[cfg(test)]
@@ -109,7 +148,11 @@ mod tests {
     fn masks() {
         let p = policy(serde_json::json!({ "mode": "MPOL_BIND", "nodes": "0,2,64" }));
         assert_eq!(nodemask(&p).unwrap(), [0b101, 1]);
-        assert!(nodemask(&policy(serde_json::json!({ "mode": "MPOL_LOCAL" }))).unwrap().is_empty());
+        assert!(
+            nodemask(&policy(serde_json::json!({ "mode": "MPOL_LOCAL" })))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -100,23 +100,46 @@ pub fn spawn_init(args: &InitArgs, parent: &Channel, chan: Channel) -> Result<Sp
 }
 
 /// Start a process in the namespaces of a running container (`ns` joins them all).
-pub fn spawn_enter(args: &EnterArgs, ns: &Plan, linux: &Linux, parent: &Channel, chan: Channel) -> Result<Spawned> {
-    let sp = Spawn { ns, linux, close_fds: &[], procfs: None, peer: parent.raw(), cgroup: args.cgroup };
+pub fn spawn_enter(
+    args: &EnterArgs,
+    ns: &Plan,
+    linux: &Linux,
+    parent: &Channel,
+    chan: Channel,
+) -> Result<Spawned> {
+    let sp = Spawn {
+        ns,
+        linux,
+        close_fds: &[],
+        procfs: None,
+        peer: parent.raw(),
+        cgroup: args.cgroup,
+    };
     spawn(&sp, chan, |c| enter::run(args, c))
 }
 
 /// Clone the first child. It runs `body` itself when one clone can make every namespace;
 /// otherwise it joins/unshares and forks the process that does (see [`Plan::single_clone`]).
 /// Returns the first child; the parent then drives [`Msg`]s through `chan`.
-fn spawn(sp: &Spawn, chan: Channel, body: impl FnOnce(&Channel) -> Result<Infallible>) -> Result<Spawned> {
+fn spawn(
+    sp: &Spawn,
+    chan: Channel,
+    body: impl FnOnce(&Channel) -> Result<Infallible>,
+) -> Result<Spawned> {
     // The cgroup namespace is unshared after "go" (see child()).
-    let flags = if sp.ns.single_clone() { sp.ns.new - CloneFlags::CLONE_NEWCGROUP } else { CloneFlags::empty() };
+    let flags = if sp.ns.single_clone() {
+        sp.ns.new - CloneFlags::CLONE_NEWCGROUP
+    } else {
+        CloneFlags::empty()
+    };
     let into = sp.cgroup.and_then(|fd| match clone_fork_into(flags, fd) {
         Ok(cloned) => Some(cloned),
         // Any failure: an old kernel or a seccomp filter, or one a cgroup.procs write also
         // meets and then names with its path; a real clone error comes back from clone(2).
         Err(e) => {
-            tracing::debug!("clone3 into the container's cgroup: {e}; cloning, then moving the process");
+            tracing::debug!(
+                "clone3 into the container's cgroup: {e}; cloning, then moving the process"
+            );
             None
         }
     });
@@ -184,7 +207,9 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
         }
         // setns/unshare of pid and time namespaces apply to children only: fork the init there.
         let for_children = CloneFlags::CLONE_NEWPID | namespaces::CLONE_NEWTIME;
-        if ns.new.intersects(for_children) || ns.join.iter().any(|(f, ..)| for_children.contains(*f)) {
+        if ns.new.intersects(for_children)
+            || ns.join.iter().any(|(f, ..)| for_children.contains(*f))
+        {
             let pidns = ns.new & CloneFlags::CLONE_NEWPID;
             if let Some(pid) = clone_fork(pidns).ctx(|| "fork container init")? {
                 chan.send(&Msg::InitPid(pid.as_raw()))?;
@@ -201,7 +226,9 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
 
 /// Only the init's namespaces need the procfs: a process `exec` adds makes none.
 fn need_procfs(procfs: Option<BorrowedFd>) -> Result<BorrowedFd> {
-    procfs.ok_or_else(|| Error::Init("new namespaces: no procfs to write their settings through".into()))
+    procfs.ok_or_else(|| {
+        Error::Init("new namespaces: no procfs to write their settings through".into())
+    })
 }
 
 fn expect_go(chan: &Channel) -> Result<()> {

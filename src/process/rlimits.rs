@@ -7,11 +7,20 @@ use crate::{Context, Result};
 pub fn apply(rlimits: &[PosixRlimit]) -> Result<()> {
     for r in rlimits {
         let res = resource(r.typ());
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        let lim = libc::rlimit {
+            rlim_cur: r.soft(),
+            rlim_max: r.hard(),
+        };
         // SAFETY: lim is a valid rlimit for the duration of the call.
         let rc = unsafe { libc::setrlimit(res, &lim) };
-        nix::errno::Errno::result(rc)
-            .ctx(|| format!("process.rlimits: set {:?} to soft {} hard {}", r.typ(), r.soft(), r.hard()))?;
+        nix::errno::Errno::result(rc).ctx(|| {
+            format!(
+                "process.rlimits: set {:?} to soft {} hard {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )
+        })?;
     }
     Ok(())
 }

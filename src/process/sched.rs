@@ -19,15 +19,25 @@ pub fn validate(process: &Process) -> Result<()> {
     }
     if let Some(io) = process.io_priority() {
         if !(0..=7).contains(&io.priority()) {
-            return Err(Error::config(format_args!("process.ioPriority.priority {}: must be 0..7", io.priority())));
+            return Err(Error::config(format_args!(
+                "process.ioPriority.priority {}: must be 0..7",
+                io.priority()
+            )));
         }
     }
     if let Some(aff) = process.exec_cpu_affinity() {
-        for (field, list) in [("initial", aff.initial()), ("final", aff.cpu_affinity_final())] {
-            let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else { continue };
+        for (field, list) in [
+            ("initial", aff.initial()),
+            ("final", aff.cpu_affinity_final()),
+        ] {
+            let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else {
+                continue;
+            };
             let field = format!("process.execCPUAffinity.{field}");
             if let Some(cpu) = first_missing(&field, list, ONLINE_CPUS)? {
-                return Err(Error::config(format_args!("{field} {list:?}: cpu {cpu} is not online")));
+                return Err(Error::config(format_args!(
+                    "{field} {list:?}: cpu {cpu} is not online"
+                )));
             }
         }
     }
@@ -38,15 +48,21 @@ fn validate_scheduler(s: &Scheduler) -> Result<()> {
     use LinuxSchedulerPolicy::*;
     let policy = *s.policy();
     if let Some(nice) = s.nice().filter(|n| !(-20..=19).contains(n)) {
-        return Err(Error::config(format_args!("process.scheduler.nice {nice}: must be -20..19")));
+        return Err(Error::config(format_args!(
+            "process.scheduler.nice {nice}: must be -20..19"
+        )));
     }
     let priority = s.priority().unwrap_or(0);
     let realtime = matches!(policy, SchedFifo | SchedRr);
     if realtime && !(1..=99).contains(&priority) {
-        return Err(Error::config(format_args!("process.scheduler.priority {priority}: {policy} needs 1..99")));
+        return Err(Error::config(format_args!(
+            "process.scheduler.priority {priority}: {policy} needs 1..99"
+        )));
     }
     if !realtime && priority != 0 {
-        return Err(Error::config(format_args!("process.scheduler.priority {priority}: must be 0 for {policy}")));
+        return Err(Error::config(format_args!(
+            "process.scheduler.priority {priority}: must be 0 for {policy}"
+        )));
     }
     let dl = [s.runtime(), s.deadline(), s.period()].map(|v| v.unwrap_or(0));
     if policy == SchedDeadline {
@@ -65,16 +81,26 @@ fn validate_scheduler(s: &Scheduler) -> Result<()> {
 
 /// Parse a list like "0-3,7" (the format of execCPUAffinity, memoryPolicy.nodes and sysfs).
 pub fn parse_id_list(field: &str, list: &str) -> Result<Vec<u32>> {
-    Ok(id_ranges(field, list)?.into_iter().flat_map(|(lo, hi)| lo..=hi).collect())
+    Ok(id_ranges(field, list)?
+        .into_iter()
+        .flat_map(|(lo, hi)| lo..=hi)
+        .collect())
 }
 
 /// The ranges of a list like "0-3,7".
 fn id_ranges(field: &str, list: &str) -> Result<Vec<(u32, u32)>> {
-    let bad = || Error::config(format_args!("{field}: {list:?}: expected a list like \"0-3,7\""));
+    let bad = || {
+        Error::config(format_args!(
+            "{field}: {list:?}: expected a list like \"0-3,7\""
+        ))
+    };
     let mut ranges = Vec::new();
     for part in list.split(',') {
         let (lo, hi) = part.split_once('-').unwrap_or((part, part));
-        let (lo, hi): (u32, u32) = (lo.parse().map_err(|_| bad())?, hi.parse().map_err(|_| bad())?);
+        let (lo, hi): (u32, u32) = (
+            lo.parse().map_err(|_| bad())?,
+            hi.parse().map_err(|_| bad())?,
+        );
         if lo > hi {
             return Err(bad());
         }
@@ -165,7 +191,9 @@ fn set_scheduler(s: &Scheduler) -> Result<()> {
     };
     // SAFETY: attr is a live, fully initialised struct sched_attr whose size field is its size.
     let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    nix::errno::Errno::result(r).map(drop).ctx(|| format!("process.scheduler: sched_setattr {}", s.policy()))
+    nix::errno::Errno::result(r)
+        .map(drop)
+        .ctx(|| format!("process.scheduler: sched_setattr {}", s.policy()))
 }
 
 fn set_io_priority(io: &LinuxIOPriority) -> Result<()> {
@@ -178,8 +206,21 @@ fn set_io_priority(io: &LinuxIOPriority) -> Result<()> {
     };
     let prio = (class << IOPRIO_CLASS_SHIFT) | io.priority();
     // SAFETY: ioprio_set takes only integers.
-    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio as libc::c_int) };
-    nix::errno::Errno::result(r).map(drop).ctx(|| format!("process.ioPriority: ioprio_set {} {}", io.class(), io.priority()))
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_ioprio_set,
+            IOPRIO_WHO_PROCESS,
+            0,
+            prio as libc::c_int,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop).ctx(|| {
+        format!(
+            "process.ioPriority: ioprio_set {} {}",
+            io.class(),
+            io.priority()
+        )
+    })
 }
 
 /// `execCPUAffinity.initial`, set by the runtime on the new process before it joins the cgroup.
@@ -191,15 +232,22 @@ pub fn set_initial_affinity(process: &Process, pid: Pid) -> Result<()> {
 /// `execCPUAffinity.final`, set by the process itself right before it execs.
 pub fn set_final_affinity(process: &Process) -> Result<()> {
     let aff = process.exec_cpu_affinity().as_ref();
-    set_affinity("final", aff.and_then(|a| a.cpu_affinity_final().as_deref()), Pid::from_raw(0))
+    set_affinity(
+        "final",
+        aff.and_then(|a| a.cpu_affinity_final().as_deref()),
+        Pid::from_raw(0),
+    )
 }
 
 fn set_affinity(which: &str, list: Option<&str>, pid: Pid) -> Result<()> {
-    let Some(list) = list.filter(|l| !l.is_empty()) else { return Ok(()) };
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
     let field = format!("process.execCPUAffinity.{which}");
     let mut set = CpuSet::new();
     for cpu in parse_id_list(&field, list)? {
-        set.set(cpu as usize).ctx(|| format!("{field}: cpu {cpu}"))?;
+        set.set(cpu as usize)
+            .ctx(|| format!("{field}: cpu {cpu}"))?;
     }
     nix::sched::sched_setaffinity(pid, &set).ctx(|| format!("{field}: sched_setaffinity {list:?}"))
 }
@@ -216,7 +264,10 @@ mod tests {
         assert_eq!(first_missing("f", "0-3,9", file).unwrap(), None);
         assert_eq!(first_missing("f", "2-8", file).unwrap(), Some(4));
         assert_eq!(first_missing("f", "9-4294967295", file).unwrap(), Some(10));
-        assert!(first_missing("f", "x", file).unwrap_err().to_string().contains("f: \"x\""));
+        assert!(first_missing("f", "x", file)
+            .unwrap_err()
+            .to_string()
+            .contains("f: \"x\""));
         std::fs::remove_file(&dir).unwrap();
     }
 
@@ -225,7 +276,9 @@ mod tests {
         assert_eq!(parse_id_list("f", "0-2,5").unwrap(), [0, 1, 2, 5]);
         assert_eq!(parse_id_list("f", "3").unwrap(), [3]);
         for bad in ["", "1-", "2-1", "a", "1,,2", "-1"] {
-            let e = parse_id_list("process.execCPUAffinity.final", bad).unwrap_err().to_string();
+            let e = parse_id_list("process.execCPUAffinity.final", bad)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("process.execCPUAffinity.final"), "{bad:?}: {e}");
         }
     }
@@ -233,17 +286,32 @@ mod tests {
     /// A process with `extra` fields.
     fn process(extra: serde_json::Value) -> Process {
         let mut v = serde_json::json!({ "cwd": "/", "user": { "uid": 0, "gid": 0 } });
-        v.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        v.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         serde_json::from_value(v).unwrap()
     }
 
     #[test]
     fn affinity_and_io_priority() {
         use serde_json::json;
-        assert!(validate(&process(json!({ "execCPUAffinity": { "initial": "0", "final": "0" } }))).is_ok());
-        let e = validate(&process(json!({ "execCPUAffinity": { "final": "0,99999" } }))).unwrap_err().to_string();
-        assert!(e.contains("process.execCPUAffinity.final") && e.contains("99999"), "{e}");
-        let e = validate(&process(json!({ "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 8 } }))).unwrap_err();
+        assert!(validate(&process(
+            json!({ "execCPUAffinity": { "initial": "0", "final": "0" } })
+        ))
+        .is_ok());
+        let e = validate(&process(
+            json!({ "execCPUAffinity": { "final": "0,99999" } }),
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("process.execCPUAffinity.final") && e.contains("99999"),
+            "{e}"
+        );
+        let e = validate(&process(
+            json!({ "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 8 } }),
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("process.ioPriority"), "{e}");
     }
 
@@ -256,7 +324,10 @@ mod tests {
         use serde_json::json;
         assert!(sched(json!({ "policy": "SCHED_BATCH", "nice": 19 })).is_ok());
         assert!(sched(json!({ "policy": "SCHED_FIFO", "priority": 99 })).is_ok());
-        assert!(sched(json!({ "policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30 })).is_ok());
+        assert!(sched(
+            json!({ "policy": "SCHED_DEADLINE", "runtime": 10, "deadline": 20, "period": 30 })
+        )
+        .is_ok());
         for bad in [
             json!({ "policy": "SCHED_OTHER", "nice": 20 }),
             json!({ "policy": "SCHED_OTHER", "nice": -21 }),

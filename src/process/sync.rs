@@ -29,8 +29,13 @@ pub enum Msg {
 pub struct Channel(OwnedFd);
 
 pub fn pair() -> Result<(Channel, Channel)> {
-    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-        .ctx(|| "create sync socketpair")?;
+    let (a, b) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .ctx(|| "create sync socketpair")?;
     Ok((Channel(a), Channel(b)))
 }
 
@@ -51,7 +56,9 @@ impl Channel {
             }
         };
         if n == 0 {
-            return Err(Error::Init("container init exited without reporting".into()));
+            return Err(Error::Init(
+                "container init exited without reporting".into(),
+            ));
         }
         serde_json::from_slice(&buf[..n]).map_err(|e| Error::Init(format!("bad sync message: {e}")))
     }

@@ -17,7 +17,12 @@ pub fn become_root() -> Result<()> {
 /// Switch to the configured user, keeping the permitted capabilities for
 /// [`crate::security::capabilities::apply`].
 pub fn switch(user: &User) -> Result<()> {
-    let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
+    let gids: Vec<Gid> = user
+        .additional_gids()
+        .iter()
+        .flatten()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     // setgroups is denied in a user namespace whose gid map was written with setgroups=deny;
     // with no groups asked for, that is not an error.
     match setgroups(&gids) {
@@ -42,7 +47,10 @@ pub fn enter_cwd(cwd: &Path) -> Result<()> {
     nix::unistd::chdir(cwd).ctx(|| format!("process.cwd: chdir {}", cwd.display()))?;
     let now = nix::unistd::getcwd().ctx(|| "getcwd")?;
     if !now.is_absolute() {
-        return Err(Error::Init(format!("process.cwd {}: outside the container", cwd.display())));
+        return Err(Error::Init(format!(
+            "process.cwd {}: outside the container",
+            cwd.display()
+        )));
     }
     Ok(())
 }

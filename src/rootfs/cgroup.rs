@@ -11,8 +11,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
 
 use super::mount::{bind_fd, context_option, data_string, remount_bind, MountOptions};
-use crate::mountinfo;
 use super::paths::{self, Kind};
+use crate::mountinfo;
 
 const HOST_CGROUP: &str = "/sys/fs/cgroup";
 
@@ -52,7 +52,9 @@ pub(crate) fn mount_cgroup(
     }
     // Writable until the hierarchies are in; made read-only at the end if asked.
     let flags = o.flags - MsFlags::MS_RDONLY;
-    let data = std::iter::once("mode=755".to_string()).chain(label.map(context_option)).collect::<Vec<_>>();
+    let data = std::iter::once("mode=755".to_string())
+        .chain(label.map(context_option))
+        .collect::<Vec<_>>();
     mount(
         Some("tmpfs"),
         paths::fd_path(&target).as_str(),
@@ -66,7 +68,9 @@ pub(crate) fn mount_cgroup(
         .iter()
         .filter(|h| h.mount_point.parent() == Some(Path::new(HOST_CGROUP)))
     {
-        let Some(name) = h.mount_point.file_name() else { continue };
+        let Some(name) = h.mount_point.file_name() else {
+            continue;
+        };
         let sub = dest.join(name);
         if cgroupns {
             let data = match h.fs_type.as_str() {
@@ -76,9 +80,17 @@ pub(crate) fn mount_cgroup(
             };
             let target = paths::create(root, &sub, Kind::Dir)?;
             let flags = o.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            mount(Some(h.fs_type.as_str()), paths::fd_path(&target).as_str(), Some(h.fs_type.as_str()), flags, data.as_deref())?;
+            mount(
+                Some(h.fs_type.as_str()),
+                paths::fd_path(&target).as_str(),
+                Some(h.fs_type.as_str()),
+                flags,
+                data.as_deref(),
+            )?;
         } else {
-            let Some(host) = own_dir(h, &own) else { continue };
+            let Some(host) = own_dir(h, &own) else {
+                continue;
+            };
             paths::create(root, &sub, Kind::Dir)?;
             bind_hierarchy(root, &host, &sub, o)?;
         }
@@ -123,7 +135,11 @@ fn own_dir(h: &mountinfo::MountInfo, own: &[(String, PathBuf)]) -> Option<PathBu
 /// Bind a host cgroup directory on `dest` (which exists) with the mount's flags, never
 /// letting the container create devices, setuid files or executables there.
 fn bind_hierarchy(root: BorrowedFd, host: &Path, dest: &Path, o: &MountOptions) -> nix::Result<()> {
-    let src = nix::fcntl::open(host, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())?;
+    let src = nix::fcntl::open(
+        host,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
     bind_fd(&src, &paths::open(root, dest)?, MsFlags::MS_REC)?;
     remount_bind(
         &paths::open(root, dest)?,

@@ -202,12 +202,20 @@ const RECURSIVE: &[(&str, bool, u64)] = &[
 
 /// The propagation flags a name stands for, as used by `options` and `linux.rootfsPropagation`.
 pub(crate) fn propagation(name: &str) -> Option<MsFlags> {
-    PROPAGATIONS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    PROPAGATIONS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, f)| *f)
 }
 
 /// Every mount option this parser understands (for `features`).
 pub fn option_names() -> impl Iterator<Item = &'static str> {
-    FLAGS.iter().map(|(n, ..)| *n).chain(RECURSIVE.iter().map(|(n, ..)| *n)).chain(PROPAGATIONS.iter().map(|(n, _)| *n)).chain(["tmpcopyup"])
+    FLAGS
+        .iter()
+        .map(|(n, ..)| *n)
+        .chain(RECURSIVE.iter().map(|(n, ..)| *n))
+        .chain(PROPAGATIONS.iter().map(|(n, _)| *n))
+        .chain(["tmpcopyup"])
 }
 
 /// Parse fstab-style options; the error names the offending option.
@@ -237,7 +245,8 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
             // Access-time modes are one field, which mount_setattr(2) changes only as a whole:
             // clearing a mode means going back to the default (relatime), or, for
             // rnorelatime, to strictatime.
-            let atime_mode = attr & MOUNT_ATTR_ATIME != 0 || matches!(opt, "rrelatime" | "rnorelatime");
+            let atime_mode =
+                attr & MOUNT_ATTR_ATIME != 0 || matches!(opt, "rrelatime" | "rnorelatime");
             let (field, value) = match (atime_mode, clear) {
                 (true, false) => (MOUNT_ATTR_ATIME, attr),
                 (true, true) if opt == "rnorelatime" => (MOUNT_ATTR_ATIME, MOUNT_ATTR_STRICTATIME),
@@ -262,12 +271,18 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
 
 /// (clears?, flag) for a classic mount(2) flag option.
 fn flag(opt: &str) -> Option<(bool, MsFlags)> {
-    FLAGS.iter().find(|(n, ..)| *n == opt).map(|(_, c, f)| (*c, *f))
+    FLAGS
+        .iter()
+        .find(|(n, ..)| *n == opt)
+        .map(|(_, c, f)| (*c, *f))
 }
 
 /// (clears?, attribute) for a recursive `r*` option.
 fn recursive_attr(opt: &str) -> Option<(bool, u64)> {
-    RECURSIVE.iter().find(|(n, ..)| *n == opt).map(|(_, c, a)| (*c, *a))
+    RECURSIVE
+        .iter()
+        .find(|(n, ..)| *n == opt)
+        .map(|(_, c, a)| (*c, *a))
 }
 
 /// Mount `mounts[index]` inside the rootfs open at `root`.
@@ -332,12 +347,16 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
             data.insert(0, format!("mode={mode:04o}"));
         }
         // proc and sysfs have labels of their own; mqueue takes its label as an attribute.
-        let label = opts.mount_label.filter(|_| !matches!(typ, "proc" | "sysfs"));
+        let label = opts
+            .mount_label
+            .filter(|_| !matches!(typ, "proc" | "sysfs"));
         let context = label.filter(|_| typ != "mqueue").map(context_option);
         data.extend(context);
         // Opened before the tmpfs hides it.
         let covered_dir = match (&existing, typ) {
-            (Some(covered), "tmpfs") if o.copy_up => Some(copyup::open_dir(covered.as_fd(), c".").ctx(what)?),
+            (Some(covered), "tmpfs") if o.copy_up => {
+                Some(copyup::open_dir(covered.as_fd(), c".").ctx(what)?)
+            }
             _ => None,
         };
         let src = source.unwrap_or(Path::new(typ));
@@ -354,7 +373,11 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
             set_selinux_label(&mounted, label).ctx(what)?;
         }
         if let Some(covered) = covered_dir {
-            copyup::copy_tree(covered, copyup::open_dir(mounted.as_fd(), c".").ctx(what)?.as_fd(), dest)?;
+            copyup::copy_tree(
+                covered,
+                copyup::open_dir(mounted.as_fd(), c".").ctx(what)?.as_fd(),
+                dest,
+            )?;
         }
         mounted
     };
@@ -376,7 +399,15 @@ pub(crate) fn context_option(label: &str) -> String {
 fn set_selinux_label(fd: &OwnedFd, label: &str) -> nix::Result<()> {
     let path = std::ffi::CString::new(paths::fd_path(fd)).map_err(|_| nix::Error::EINVAL)?;
     // SAFETY: both strings are NUL-terminated and outlive the call; the value's length is its own.
-    let r = unsafe { libc::setxattr(path.as_ptr(), c"security.selinux".as_ptr(), label.as_ptr().cast(), label.len(), 0) };
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            c"security.selinux".as_ptr(),
+            label.as_ptr().cast(),
+            label.len(),
+            0,
+        )
+    };
     nix::Error::result(r).map(drop)
 }
 

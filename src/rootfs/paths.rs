@@ -36,7 +36,11 @@ static FD_LINKS_IN_CWD: AtomicBool = AtomicBool::new(false);
 
 /// The path through which the kernel reaches the object behind `fd` (mount(2) takes paths only).
 pub(crate) fn fd_path(fd: impl AsFd) -> String {
-    let dir = if FD_LINKS_IN_CWD.load(Ordering::Relaxed) { "self/fd" } else { "/proc/self/fd" };
+    let dir = if FD_LINKS_IN_CWD.load(Ordering::Relaxed) {
+        "self/fd"
+    } else {
+        "/proc/self/fd"
+    };
     format!("{dir}/{}", fd.as_fd().as_raw_fd())
 }
 

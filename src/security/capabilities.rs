@@ -13,8 +13,11 @@ fn convert(set: &Option<oci_spec::runtime::Capabilities>) -> Result<CapsHashSet>
         .flatten()
         .map(|c| {
             let name = format!("CAP_{c}");
-            Capability::from_str(&name)
-                .map_err(|_| Error::config(format_args!("process.capabilities: unknown capability {name}")))
+            Capability::from_str(&name).map_err(|_| {
+                Error::config(format_args!(
+                    "process.capabilities: unknown capability {name}"
+                ))
+            })
         })
         .collect()
 }
@@ -57,7 +60,10 @@ impl Sets {
             permitted: u32,
             inheritable: u32,
         }
-        let header = Header { version: 0x2008_0522, pid: 0 };
+        let header = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         let word = |m: u64, w: u32| (m >> (32 * w)) as u32;
         let data = [0, 1].map(|w| Data {
             effective: word(self.effective, w),
@@ -66,7 +72,9 @@ impl Sets {
         });
         // SAFETY: a v3 header and the two data structs it calls for, live for the call.
         let r = unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) };
-        nix::errno::Errno::result(r).map(drop).ctx(|| "process.capabilities: capset")
+        nix::errno::Errno::result(r)
+            .map(drop)
+            .ctx(|| "process.capabilities: capset")
     }
 }
 
@@ -86,9 +94,14 @@ pub fn apply(caps: Option<&LinuxCapabilities>, keep_sys_admin: bool) -> Result<S
     let ambient = get(|c| c.ambient())?;
     let admin = Capability::CAP_SYS_ADMIN.bitmask();
     // Without CAP_SYS_ADMIN to keep, the load fails later with its own error (EACCES).
-    let keep = keep_sys_admin && caps::has_cap(None, CapSet::Permitted, Capability::CAP_SYS_ADMIN).unwrap_or(false);
+    let keep = keep_sys_admin
+        && caps::has_cap(None, CapSet::Permitted, Capability::CAP_SYS_ADMIN).unwrap_or(false);
     let now = if keep {
-        Sets { effective: sets.effective | admin, permitted: sets.permitted | admin, ..sets }
+        Sets {
+            effective: sets.effective | admin,
+            permitted: sets.permitted | admin,
+            ..sets
+        }
     } else {
         sets
     };

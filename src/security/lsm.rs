@@ -12,7 +12,8 @@ use oci_spec::runtime::{Linux, Process};
 use crate::{procfs, Error, Result};
 
 fn apparmor_enabled() -> bool {
-    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled").is_ok_and(|s| s.starts_with('Y'))
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.starts_with('Y'))
 }
 
 fn selinux_enabled() -> bool {
@@ -20,7 +21,10 @@ fn selinux_enabled() -> bool {
 }
 
 fn apparmor_profile(process: &Process) -> Option<&str> {
-    process.apparmor_profile().as_deref().filter(|p| !p.is_empty())
+    process
+        .apparmor_profile()
+        .as_deref()
+        .filter(|p| !p.is_empty())
 }
 
 fn selinux_label(process: &Process) -> Option<&str> {
@@ -30,20 +34,28 @@ fn selinux_label(process: &Process) -> Option<&str> {
 /// The labels of a process (`linux` for the init's config, None for an `exec`'d process).
 pub fn validate(process: &Process, linux: Option<&Linux>) -> Result<()> {
     if let Some(p) = apparmor_profile(process).filter(|_| !apparmor_enabled()) {
-        return Err(Error::config(format_args!("process.apparmorProfile {p:?}: AppArmor is not enabled on this host")));
+        return Err(Error::config(format_args!(
+            "process.apparmorProfile {p:?}: AppArmor is not enabled on this host"
+        )));
     }
     if let Some(l) = selinux_label(process).filter(|_| !selinux_enabled()) {
-        return Err(Error::config(format_args!("process.selinuxLabel {l:?}: SELinux is not enabled on this host")));
+        return Err(Error::config(format_args!(
+            "process.selinuxLabel {l:?}: SELinux is not enabled on this host"
+        )));
     }
     // Without SELinux, runc still adds context= and the kernel refuses the mount (EINVAL, the
     // error naming the mount's data); crun drops the label. Refusing at once, naming the field,
     // keeps runc's outcome with a clear error. Engines set no mount label on such hosts.
     if let Some(l) = linux.and_then(mount_label) {
         if l.contains('"') {
-            return Err(Error::config(format_args!("linux.mountLabel {l:?}: must not contain '\"' (it goes in context=\"...\")")));
+            return Err(Error::config(format_args!(
+                "linux.mountLabel {l:?}: must not contain '\"' (it goes in context=\"...\")"
+            )));
         }
         if !selinux_enabled() {
-            return Err(Error::config(format_args!("linux.mountLabel {l:?}: SELinux is not enabled on this host")));
+            return Err(Error::config(format_args!(
+                "linux.mountLabel {l:?}: SELinux is not enabled on this host"
+            )));
         }
     }
     Ok(())
@@ -63,7 +75,9 @@ pub fn has_labels(process: &Process) -> bool {
 /// in runc (a policy lets the container reach its own keyring). execve resets the
 /// key-creation label, so nothing is restored afterwards.
 pub fn set_key_label(process: &Process, procfs: BorrowedFd) -> Result<()> {
-    let Some(label) = selinux_label(process) else { return Ok(()) };
+    let Some(label) = selinux_label(process) else {
+        return Ok(());
+    };
     procfs::write(procfs, "thread-self/attr/keycreate", label.as_bytes())
         .map_err(|e| Error::Init(format!("process.selinuxLabel {label:?}: {e}")))
 }
@@ -74,17 +88,27 @@ pub fn apply(process: &Process, procfs: Option<BorrowedFd>) -> Result<()> {
     if !has_labels(process) {
         return Ok(());
     }
-    let procfs = procfs.ok_or_else(|| Error::Init("process labels: no procfs to write them through".into()))?;
-    let attr = |name: &str, value: &[u8]| procfs::write(procfs, &format!("thread-self/attr/{name}"), value);
+    let procfs = procfs
+        .ok_or_else(|| Error::Init("process labels: no procfs to write them through".into()))?;
+    let attr = |name: &str, value: &[u8]| {
+        procfs::write(procfs, &format!("thread-self/attr/{name}"), value)
+    };
     if let Some(profile) = apparmor_profile(process) {
         // attr/apparmor/exec since Linux 5.8 (stackable LSMs); attr/exec before.
         let value = format!("exec {profile}");
         attr("apparmor/exec", value.as_bytes())
-            .or_else(|e| if e.errno() == Some(nix::Error::ENOENT) { attr("exec", value.as_bytes()) } else { Err(e) })
+            .or_else(|e| {
+                if e.errno() == Some(nix::Error::ENOENT) {
+                    attr("exec", value.as_bytes())
+                } else {
+                    Err(e)
+                }
+            })
             .map_err(|e| Error::Init(format!("process.apparmorProfile {profile:?}: {e}")))?;
     }
     if let Some(label) = selinux_label(process) {
-        attr("exec", label.as_bytes()).map_err(|e| Error::Init(format!("process.selinuxLabel {label:?}: {e}")))?;
+        attr("exec", label.as_bytes())
+            .map_err(|e| Error::Init(format!("process.selinuxLabel {label:?}: {e}")))?;
     }
     Ok(())
 }
@@ -97,11 +121,19 @@ mod tests {
     fn mount_label_needs_selinux() {
         let mut linux = Linux::default();
         linux.set_mount_label(Some(String::new()));
-        assert!(validate(&Process::default(), Some(&linux)).is_ok(), "an empty label is no label");
+        assert!(
+            validate(&Process::default(), Some(&linux)).is_ok(),
+            "an empty label is no label"
+        );
         linux.set_mount_label(Some("system_u:object_r:container_file_t:s0:c1,c2".into()));
-        assert_eq!(validate(&Process::default(), Some(&linux)).is_ok(), selinux_enabled());
+        assert_eq!(
+            validate(&Process::default(), Some(&linux)).is_ok(),
+            selinux_enabled()
+        );
         linux.set_mount_label(Some("a\",b".into()));
-        let e = validate(&Process::default(), Some(&linux)).unwrap_err().to_string();
+        let e = validate(&Process::default(), Some(&linux))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("linux.mountLabel"), "{e}");
     }
 

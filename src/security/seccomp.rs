@@ -11,7 +11,9 @@ use std::io::{Read, Seek};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
 use oci_spec::runtime::{
     Arch, Linux, LinuxSeccomp, LinuxSeccompAction as Action, LinuxSeccompArg,
@@ -55,7 +57,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
 }
 
 fn plan(sc: &LinuxSeccomp) -> Result<Plan<'_>> {
-    let default = action(sc.default_action(), sc.default_errno_ret(), "linux.seccomp.defaultErrnoRet")?;
+    let default = action(
+        sc.default_action(),
+        sc.default_errno_ret(),
+        "linux.seccomp.defaultErrnoRet",
+    )?;
     if default == ScmpAction::Notify {
         return Err(Error::config(
             "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action (the runtime's last syscalls would wait for the listener)",
@@ -71,32 +77,58 @@ fn plan(sc: &LinuxSeccomp) -> Result<Plan<'_>> {
             )));
         }
         let conditions = conditions(sys.args().as_deref().unwrap_or_default(), &field)?;
-        rules.push(Rule { field, names: sys.names(), action, conditions });
+        rules.push(Rule {
+            field,
+            names: sys.names(),
+            action,
+            conditions,
+        });
     }
     let notify = rules.iter().any(|r| r.action == ScmpAction::Notify);
     if notify && sc.listener_path().is_none() {
-        return Err(Error::config("linux.seccomp.listenerPath: required by the SCMP_ACT_NOTIFY rules"));
+        return Err(Error::config(
+            "linux.seccomp.listenerPath: required by the SCMP_ACT_NOTIFY rules",
+        ));
     }
-    let mut flags = if notify { libc::SECCOMP_FILTER_FLAG_NEW_LISTENER } else { 0 };
+    let mut flags = if notify {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+    } else {
+        0
+    };
     for f in sc.flags().iter().flatten() {
         flags |= match f {
             Flag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
             Flag::SeccompFilterFlagSpecAllow => libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW,
             // Only meaningful with a listener; libseccomp (and so runc) drops it otherwise.
-            Flag::SeccompFilterFlagWaitKillableRecv if notify => libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+            Flag::SeccompFilterFlagWaitKillableRecv if notify => {
+                libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+            }
             Flag::SeccompFilterFlagWaitKillableRecv => 0,
             // The init is single-threaded: there is no other thread to synchronise.
             Flag::SeccompFilterFlagTsync => 0,
         };
     }
-    let archs = sc.architectures().iter().flatten().map(|a| arch(*a)).collect();
-    Ok(Plan { default, archs, flags, rules, notify })
+    let archs = sc
+        .architectures()
+        .iter()
+        .flatten()
+        .map(|a| arch(*a))
+        .collect();
+    Ok(Plan {
+        default,
+        archs,
+        flags,
+        rules,
+        notify,
+    })
 }
 
 /// `errno_field` names the errnoRet that goes with the action, for the range error.
 fn action(action: Action, errno_ret: Option<u32>, errno_field: &str) -> Result<ScmpAction> {
     let ret = |max: u32| match errno_ret {
-        Some(e) if e > max => Err(Error::config(format_args!("{errno_field}: {e} is out of range (0..={max})"))),
+        Some(e) if e > max => Err(Error::config(format_args!(
+            "{errno_field}: {e} is out of range (0..={max})"
+        ))),
         e => Ok(e.unwrap_or(libc::EPERM as u32)),
     };
     Ok(match action {
@@ -132,7 +164,11 @@ fn conditions(args: &[LinuxSeccompArg], field: &str) -> Result<Vec<Vec<ScmpArgCo
             // (arg & value) == valueTwo
             Op::ScmpCmpMaskedEq => ScmpCompareOp::MaskedEqual(a.value()),
         };
-        let datum = if a.op() == Op::ScmpCmpMaskedEq { a.value_two().unwrap_or(0) } else { a.value() };
+        let datum = if a.op() == Op::ScmpCmpMaskedEq {
+            a.value_two().unwrap_or(0)
+        } else {
+            a.value()
+        };
         slot.push(ScmpArgCompare::new(a.index() as u32, op, datum));
     }
     // The cartesian product of the per-argument alternatives.
@@ -140,7 +176,11 @@ fn conditions(args: &[LinuxSeccompArg], field: &str) -> Result<Vec<Vec<ScmpArgCo
     for alternatives in by_index.iter().filter(|v| !v.is_empty()) {
         out = out
             .iter()
-            .flat_map(|prefix| alternatives.iter().map(move |c| [prefix.as_slice(), &[*c]].concat()))
+            .flat_map(|prefix| {
+                alternatives
+                    .iter()
+                    .map(move |c| [prefix.as_slice(), &[*c]].concat())
+            })
             .collect();
     }
     Ok(out)
@@ -178,14 +218,27 @@ fn arch(a: Arch) -> ScmpArch {
 /// Connect to linux.seccomp.listenerPath. Done by the runtime before the clone: the path is on
 /// the host. None without a listener, or when no rule notifies (nothing would ever be sent).
 pub fn connect_listener(linux: &Linux) -> Result<Option<OwnedFd>> {
-    let Some(sc) = linux.seccomp().as_ref() else { return Ok(None) };
-    let Some(path) = sc.listener_path() else { return Ok(None) };
-    if !sc.syscalls().iter().flatten().any(|s| s.action() == Action::ScmpActNotify) {
-        tracing::warn!("linux.seccomp.listenerPath {}: no SCMP_ACT_NOTIFY rule, not used", path.display());
+    let Some(sc) = linux.seccomp().as_ref() else {
+        return Ok(None);
+    };
+    let Some(path) = sc.listener_path() else {
+        return Ok(None);
+    };
+    if !sc
+        .syscalls()
+        .iter()
+        .flatten()
+        .any(|s| s.action() == Action::ScmpActNotify)
+    {
+        tracing::warn!(
+            "linux.seccomp.listenerPath {}: no SCMP_ACT_NOTIFY rule, not used",
+            path.display()
+        );
         return Ok(None);
     }
     // std's sockets are close-on-exec.
-    let stream = UnixStream::connect(path).ctx(|| format!("linux.seccomp.listenerPath: connect {}", path.display()))?;
+    let stream = UnixStream::connect(path)
+        .ctx(|| format!("linux.seccomp.listenerPath: connect {}", path.display()))?;
     Ok(Some(stream.into()))
 }
 
@@ -199,12 +252,19 @@ pub struct Filter<'a> {
 
 /// Compile the profile. `state` is the container's state JSON, sent to the listener with the
 /// notify fd as runc's `ContainerProcessState`.
-pub fn compile<'a>(sc: &LinuxSeccomp, listener: Option<BorrowedFd<'a>>, state: &str) -> Result<Filter<'a>> {
+pub fn compile<'a>(
+    sc: &LinuxSeccomp,
+    listener: Option<BorrowedFd<'a>>,
+    state: &str,
+) -> Result<Filter<'a>> {
     let plan = plan(sc)?;
-    let lib = |what: &str, e: libseccomp::error::SeccompError| Error::Init(format!("linux.seccomp: {what}: {e}"));
+    let lib = |what: &str, e: libseccomp::error::SeccompError| {
+        Error::Init(format!("linux.seccomp: {what}: {e}"))
+    };
     let mut ctx = ScmpFilterContext::new(plan.default).map_err(|e| lib("create filter", e))?;
     for a in &plan.archs {
-        ctx.add_arch(*a).map_err(|e| lib(&format!("add architecture {a:?}"), e))?;
+        ctx.add_arch(*a)
+            .map_err(|e| lib(&format!("add architecture {a:?}"), e))?;
     }
     for rule in &plan.rules {
         // libseccomp refuses a rule that repeats the default action; it would change nothing.
@@ -225,10 +285,18 @@ pub fn compile<'a>(sc: &LinuxSeccomp, listener: Option<BorrowedFd<'a>>, state: &
     let prog = export(&ctx)?;
     let listener = match (listener, plan.notify) {
         (Some(fd), true) => Some((fd, listener_message(sc, state)?)),
-        (None, true) => return Err(Error::Init("linux.seccomp.listenerPath: not connected".into())),
+        (None, true) => {
+            return Err(Error::Init(
+                "linux.seccomp.listenerPath: not connected".into(),
+            ))
+        }
         (_, false) => None,
     };
-    Ok(Filter { prog, flags: plan.flags, listener })
+    Ok(Filter {
+        prog,
+        flags: plan.flags,
+        listener,
+    })
 }
 
 /// The BPF program libseccomp generates, read back through a memfd (libseccomp 2.5 can only
@@ -237,9 +305,12 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>> {
     let fd = nix::sys::memfd::memfd_create("seccomp", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
         .ctx(|| "linux.seccomp: memfd_create")?;
     let mut file = File::from(fd);
-    ctx.export_bpf(file.as_fd()).map_err(|e| Error::Init(format!("linux.seccomp: export filter: {e}")))?;
+    ctx.export_bpf(file.as_fd())
+        .map_err(|e| Error::Init(format!("linux.seccomp: export filter: {e}")))?;
     let mut bytes = Vec::new();
-    file.rewind().and_then(|_| file.read_to_end(&mut bytes)).ctx(|| "linux.seccomp: read filter")?;
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .ctx(|| "linux.seccomp: read filter")?;
     let prog: Vec<libc::sock_filter> = bytes
         .chunks_exact(std::mem::size_of::<libc::sock_filter>())
         .map(|b| libc::sock_filter {
@@ -280,16 +351,31 @@ impl Filter<'_> {
             filter: self.prog.as_ptr().cast_mut(),
         };
         // SAFETY: prog describes a live BPF program that the kernel copies and verifies.
-        let r = unsafe { libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, self.flags, &prog) };
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                self.flags,
+                &prog,
+            )
+        };
         let fd = nix::errno::Errno::result(r)
             .ctx(|| format!("linux.seccomp: load filter (flags {:#x})", self.flags))?;
-        let Some((sock, msg)) = &self.listener else { return Ok(()) };
+        let Some((sock, msg)) = &self.listener else {
+            return Ok(());
+        };
         // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER the kernel returned a new fd we own.
         let notify = unsafe { OwnedFd::from_raw_fd(fd as i32) };
         let fds = [notify.as_raw_fd()];
         let iov = [std::io::IoSlice::new(msg.as_bytes())];
-        sendmsg::<()>(sock.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-            .ctx(|| "linux.seccomp.listenerPath: send the notify fd")?;
+        sendmsg::<()>(
+            sock.as_raw_fd(),
+            &iov,
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            None,
+        )
+        .ctx(|| "linux.seccomp.listenerPath: send the notify fd")?;
         // The notify fd is close-on-exec: leave it to execve rather than make a close(2) here.
         let _ = notify.into_raw_fd();
         Ok(())
@@ -298,14 +384,37 @@ impl Filter<'_> {
 
 /// linux.seccomp in the `features` document: what [`plan`] accepts.
 pub fn features() -> serde_json::Value {
-    const ARCHS: &[&str] = &["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM", "SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K",
-        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-        "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64",
-        "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
-        "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB", "SCMP_ARCH_X32",
-        "SCMP_ARCH_X86", "SCMP_ARCH_X86_64"];
+    const ARCHS: &[&str] = &[
+        "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_ARM",
+        "SCMP_ARCH_LOONGARCH64",
+        "SCMP_ARCH_M68K",
+        "SCMP_ARCH_MIPS",
+        "SCMP_ARCH_MIPS64",
+        "SCMP_ARCH_MIPS64N32",
+        "SCMP_ARCH_MIPSEL",
+        "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32",
+        "SCMP_ARCH_PARISC",
+        "SCMP_ARCH_PARISC64",
+        "SCMP_ARCH_PPC",
+        "SCMP_ARCH_PPC64",
+        "SCMP_ARCH_PPC64LE",
+        "SCMP_ARCH_RISCV64",
+        "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X",
+        "SCMP_ARCH_SH",
+        "SCMP_ARCH_SHEB",
+        "SCMP_ARCH_X32",
+        "SCMP_ARCH_X86",
+        "SCMP_ARCH_X86_64",
+    ];
     // Only what the installed libseccomp can put in a filter (2.5 has no LoongArch, say).
-    let archs: Vec<&str> = ARCHS.iter().copied().filter(|a| libseccomp_takes(a)).collect();
+    let archs: Vec<&str> = ARCHS
+        .iter()
+        .copied()
+        .filter(|a| libseccomp_takes(a))
+        .collect();
     serde_json::json!({
         "enabled": true,
         "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
@@ -322,6 +431,8 @@ pub fn features() -> serde_json::Value {
 
 /// Whether libseccomp can add this architecture (as the spec names it) to a filter.
 fn libseccomp_takes(name: &str) -> bool {
-    let Ok(a) = serde_json::from_value::<Arch>(serde_json::Value::from(name)) else { return false };
+    let Ok(a) = serde_json::from_value::<Arch>(serde_json::Value::from(name)) else {
+        return false;
+    };
     ScmpFilterContext::new(ScmpAction::Allow).is_ok_and(|mut ctx| ctx.add_arch(arch(a)).is_ok())
 }

@@ -20,7 +20,9 @@ pub const TESTS: &[Test] = &[
     ("apparmor/exec", exec_profile),
     ("apparmor/missing-profile", |c| {
         profile(c)?;
-        create_fails_naming(c, "apparmor", |v| v["process"]["apparmorProfile"] = json!("runtime-tests-not-loaded"))
+        create_fails_naming(c, "apparmor", |v| {
+            v["process"]["apparmorProfile"] = json!("runtime-tests-not-loaded")
+        })
     }),
 ];
 
@@ -50,9 +52,14 @@ pub fn profile(ctx: &Ctx) -> Result<&'static str> {
         return Err(skip("AppArmor is not enabled"));
     }
     let profiles = Path::new(SECURITYFS).join("profiles");
-    let loaded = || fs::read_to_string(&profiles).is_ok_and(|l| l.lines().any(|l| l.starts_with(&format!("{PROFILE} ("))));
+    let loaded = || {
+        fs::read_to_string(&profiles)
+            .is_ok_and(|l| l.lines().any(|l| l.starts_with(&format!("{PROFILE} ("))))
+    };
     if !Path::new(SECURITYFS).is_dir() {
-        return Err(skip(format!("AppArmor is enabled but {SECURITYFS} is missing (securityfs not mounted)")));
+        return Err(skip(format!(
+            "AppArmor is enabled but {SECURITYFS} is missing (securityfs not mounted)"
+        )));
     }
     if loaded() {
         return Ok(PROFILE);
@@ -60,17 +67,37 @@ pub fn profile(ctx: &Ctx) -> Result<&'static str> {
     let file = ctx.dir.join("apparmor-profile");
     fs::write(&file, POLICY)?;
     // -r: load or replace; -K: no cache (nothing to write it to in a throwaway VM).
-    let out = match Command::new("apparmor_parser").arg("-r").arg("-K").arg(&file).output() {
+    let out = match Command::new("apparmor_parser")
+        .arg("-r")
+        .arg("-K")
+        .arg(&file)
+        .output()
+    {
         Ok(out) => out,
-        Err(e) => return Err(skip(format!("profile {PROFILE} is not loaded and apparmor_parser cannot run: {e}"))),
+        Err(e) => {
+            return Err(skip(format!(
+                "profile {PROFILE} is not loaded and apparmor_parser cannot run: {e}"
+            )))
+        }
     };
-    ensure!(out.status.success(), "apparmor_parser -r failed: {}", String::from_utf8_lossy(&out.stderr).trim());
-    ensure!(loaded(), "apparmor_parser succeeded but {} does not list {PROFILE}", profiles.display());
+    ensure!(
+        out.status.success(),
+        "apparmor_parser -r failed: {}",
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    ensure!(
+        loaded(),
+        "apparmor_parser succeeded but {} does not list {PROFILE}",
+        profiles.display()
+    );
     Ok(PROFILE)
 }
 
 /// The probes that show the process's own AppArmor label (the apparmor/ one since Linux 5.8).
-pub const LABEL_PROBES: &[&str] = &["read:/proc/self/attr/apparmor/current", "read:/proc/self/attr/current"];
+pub const LABEL_PROBES: &[&str] = &[
+    "read:/proc/self/attr/apparmor/current",
+    "read:/proc/self/attr/current",
+];
 
 /// The label the checker reported, from the first of [`LABEL_PROBES`] that could be read.
 fn label(r: &Report) -> Result<String> {
@@ -90,7 +117,10 @@ fn profile_applied(ctx: &mut Ctx) -> Result<()> {
     let p = profile(ctx)?;
     let r = ctx.check(|v| v["process"]["apparmorProfile"] = json!(p), LABEL_PROBES)?;
     let label = label(&r)?;
-    ensure!(confined_by(&label, p), "the process runs as {label:?}, want {p}");
+    ensure!(
+        confined_by(&label, p),
+        "the process runs as {label:?}, want {p}"
+    );
     Ok(())
 }
 
@@ -103,10 +133,30 @@ fn exec_profile(ctx: &mut Ctx) -> Result<()> {
     args.extend_from_slice(LABEL_PROBES);
     let out = ctx.rt(&args)?.ok()?;
     let label = label(&Report::parse(&out.stdout)?)?;
-    ensure!(confined_by(&label, p), "the exec'd process runs as {label:?}, want {p}");
+    ensure!(
+        confined_by(&label, p),
+        "the exec'd process runs as {label:?}, want {p}"
+    );
     let before = procs(&b)?;
-    let out = ctx.rt(&["exec", "--apparmor", "runtime-tests-not-loaded", &b.id, "sleep", "300"])?.failed()?;
-    ensure!(out.stderr.to_lowercase().contains("apparmor"), "the error does not name AppArmor: {}", out.stderr.trim());
-    ensure!(procs(&b)? == before, "the failed exec left a process: {before:?} -> {:?}", procs(&b)?);
+    let out = ctx
+        .rt(&[
+            "exec",
+            "--apparmor",
+            "runtime-tests-not-loaded",
+            &b.id,
+            "sleep",
+            "300",
+        ])?
+        .failed()?;
+    ensure!(
+        out.stderr.to_lowercase().contains("apparmor"),
+        "the error does not name AppArmor: {}",
+        out.stderr.trim()
+    );
+    ensure!(
+        procs(&b)? == before,
+        "the failed exec left a process: {before:?} -> {:?}",
+        procs(&b)?
+    );
     Ok(())
 }

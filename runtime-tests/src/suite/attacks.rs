@@ -9,8 +9,8 @@ use crate::report::Report;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
-use std::path::Path;
 use std::os::unix::fs::{symlink, MetadataExt};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -20,11 +20,21 @@ pub const TESTS: &[Test] = &[
     ("attack/mount-through-symlink", mount_through_symlink),
     ("attack/mount-symlink-race", mount_symlink_race),
     ("attack/mask-with-fake-dev-null", mask_with_fake_dev_null),
-    ("attack/no-inheritable-by-default", no_inheritable_by_default),
-    ("attack/apparmor-label-on-tmpfs-proc", |c| label_through_fake_proc(c, false)),
-    ("attack/apparmor-label-symlinked-proc", |c| label_through_fake_proc(c, true)),
+    (
+        "attack/no-inheritable-by-default",
+        no_inheritable_by_default,
+    ),
+    ("attack/apparmor-label-on-tmpfs-proc", |c| {
+        label_through_fake_proc(c, false)
+    }),
+    ("attack/apparmor-label-symlinked-proc", |c| {
+        label_through_fake_proc(c, true)
+    }),
     ("attack/sysctl-over-bind-mount", sysctl_over_bind_mount),
-    ("attack/sysctl-through-symlinked-proc", sysctl_through_symlinked_proc),
+    (
+        "attack/sysctl-through-symlinked-proc",
+        sysctl_through_symlinked_proc,
+    ),
 ];
 
 /// CVE-2019-5736: while `exec` enters the container, a container process opens the runtime's
@@ -34,7 +44,8 @@ fn runtime_exe_via_proc(ctx: &mut Ctx) -> Result<()> {
     let (dev, ino) = (bin.dev().to_string(), bin.ino().to_string());
     // The attacker stops when told (or at the timeout), so slow hosts get all 20 execs in.
     let seconds = ctx.timeout().as_secs().to_string();
-    let b = ctx.bundle(|v| v["process"]["args"] = json!(["/checker", "attack-exe", dev, ino, seconds]))?;
+    let b = ctx
+        .bundle(|v| v["process"]["args"] = json!(["/checker", "attack-exe", dev, ino, seconds]))?;
     let attacker = ctx.spawn(&["run", "--bundle", b.dir_str(), &b.id])?;
     ctx.wait_status(&b.id, "running")?;
     for _ in 0..20 {
@@ -42,9 +53,16 @@ fn runtime_exe_via_proc(ctx: &mut Ctx) -> Result<()> {
     }
     fs::write(b.rootfs().join("attack-stop"), "")?;
     let out = attacker.wait()?.ok()?;
-    let got: Value = serde_json::from_str(out.stdout.trim()).with_context(|| format!("attacker said {:?}", out.stdout))?;
-    ensure!(got["opened"] == json!([]), "the container opened the runtime binary through /proc/PID/exe: {got}");
-    ensure!(got["writable"] == false, "the container could open the runtime binary for writing: {got}");
+    let got: Value = serde_json::from_str(out.stdout.trim())
+        .with_context(|| format!("attacker said {:?}", out.stdout))?;
+    ensure!(
+        got["opened"] == json!([]),
+        "the container opened the runtime binary through /proc/PID/exe: {got}"
+    );
+    ensure!(
+        got["writable"] == false,
+        "the container could open the runtime binary for writing: {got}"
+    );
     Ok(())
 }
 
@@ -61,7 +79,11 @@ fn cwd_through_leaked_fd(ctx: &mut Ctx) -> Result<()> {
             continue;
         }
         let r = Report::parse(&out.stdout)?;
-        ensure!(!r.str("cwd").contains("unreachable"), "cwd /proc/self/fd/{fd} put the process outside its root: {:?}", r.str("cwd"));
+        ensure!(
+            !r.str("cwd").contains("unreachable"),
+            "cwd /proc/self/fd/{fd} put the process outside its root: {:?}",
+            r.str("cwd")
+        );
     }
     Ok(())
 }
@@ -77,7 +99,11 @@ fn mount_through_symlink(ctx: &mut Ctx) -> Result<()> {
             mounts.push(json!({ "destination": format!("/{link}/sub"), "type": "tmpfs", "source": "tmpfs" }));
         }
     })?;
-    let climb = format!("{}{}", "../".repeat(16), host.to_str().context("utf-8 path")?.trim_start_matches('/'));
+    let climb = format!(
+        "{}{}",
+        "../".repeat(16),
+        host.to_str().context("utf-8 path")?.trim_start_matches('/')
+    );
     symlink(&host, b.rootfs().join("evil-abs"))?;
     symlink(climb, b.rootfs().join("evil-rel"))?;
     // Either outcome is safe as long as the host directory is untouched.
@@ -119,10 +145,20 @@ fn mount_symlink_race(ctx: &mut Ctx) -> Result<()> {
 
 /// Nothing created in, and nothing mounted on, a host directory a container aimed at.
 fn host_untouched(host: &Path) -> Result<()> {
-    let entries: Vec<_> = fs::read_dir(host)?.flatten().map(|e| e.file_name()).collect();
-    ensure!(entries.is_empty(), "the runtime created {entries:?} in the host directory {}", host.display());
+    let entries: Vec<_> = fs::read_dir(host)?
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    ensure!(
+        entries.is_empty(),
+        "the runtime created {entries:?} in the host directory {}",
+        host.display()
+    );
     let mountinfo = fs::read_to_string("/proc/self/mountinfo")?;
-    ensure!(!mountinfo.contains(host.to_str().unwrap_or_default()), "a mount landed on the host directory");
+    ensure!(
+        !mountinfo.contains(host.to_str().unwrap_or_default()),
+        "a mount landed on the host directory"
+    );
     Ok(())
 }
 
@@ -135,8 +171,15 @@ fn mask_with_fake_dev_null(ctx: &mut Ctx) -> Result<()> {
     symlink("/proc/sys/kernel/core_pattern", dev.join("null"))?;
     let b = ctx.bundle(|v| {
         let mounts = v["mounts"].as_array_mut().expect("mounts");
-        mounts.retain(|m| !m["destination"].as_str().unwrap_or_default().starts_with("/dev"));
-        mounts.push(json!({ "destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"] }));
+        mounts.retain(|m| {
+            !m["destination"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("/dev")
+        });
+        mounts.push(
+            json!({ "destination": "/dev", "type": "bind", "source": dev, "options": ["rbind"] }),
+        );
         v["process"]["args"] = json!(["/checker", "read:/proc/keys", "stat:/proc/keys"]);
         v["linux"]["maskedPaths"] = json!(["/proc/keys"]);
     })?;
@@ -146,7 +189,10 @@ fn mask_with_fake_dev_null(ctx: &mut Ctx) -> Result<()> {
     }
     let r = Report::parse(&out.stdout)?;
     let read = &r.get("probes")["read:/proc/keys"];
-    ensure!(read.get("errno").is_some() || read["ok"] == "", "masked /proc/keys reads {read}: the mask was not the null device");
+    ensure!(
+        read.get("errno").is_some() || read["ok"] == "",
+        "masked /proc/keys reads {read}: the mask was not the null device"
+    );
     Ok(())
 }
 
@@ -155,11 +201,17 @@ fn no_inheritable_by_default(ctx: &mut Ctx) -> Result<()> {
     let r = ctx.check(
         |v| {
             let caps = &mut v["process"]["capabilities"];
-            caps.as_object_mut().expect("capabilities").remove("inheritable");
+            caps.as_object_mut()
+                .expect("capabilities")
+                .remove("inheritable");
         },
         &[],
     )?;
-    ensure!(u64::from_str_radix(r.status("CapInh"), 16)? == 0, "CapInh {}", r.status("CapInh"));
+    ensure!(
+        u64::from_str_radix(r.status("CapInh"), 16)? == 0,
+        "CapInh {}",
+        r.status("CapInh")
+    );
     Ok(())
 }
 
@@ -183,7 +235,10 @@ fn label_through_fake_proc(ctx: &mut Ctx, symlinked: bool) -> Result<()> {
     if symlinked {
         fake_proc_link(&b.rootfs())?;
     }
-    if !ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?.success() {
+    if !ctx
+        .rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?
+        .success()
+    {
         return Ok(());
     }
     let pid = pid_of(&ctx.wait_status(&b.id, "running")?)?;
@@ -192,7 +247,10 @@ fn label_through_fake_proc(ctx: &mut Ctx, symlinked: bool) -> Result<()> {
         .find_map(|a| fs::read_to_string(format!("/proc/{pid}/attr/{a}")).ok())
         .context("reading the container process's label")?;
     let label = label.trim_end_matches(['\n', '\0']);
-    ensure!(confined_by(label, profile), "the container runs as {label:?}, not confined by {profile}");
+    ensure!(
+        confined_by(label, profile),
+        "the container runs as {label:?}, not confined by {profile}"
+    );
     Ok(())
 }
 
@@ -219,7 +277,9 @@ fn sysctl_over_bind_mount(ctx: &mut Ctx) -> Result<()> {
         v["linux"]["sysctl"] = json!({ SYSCTL.0: SYSCTL.1 });
         let dest = format!("/proc/sys/{}", SYSCTL.0.replace('.', "/"));
         let mounts = v["mounts"].as_array_mut().expect("mounts");
-        mounts.push(json!({ "destination": dest, "type": "bind", "source": decoy, "options": ["bind"] }));
+        mounts.push(
+            json!({ "destination": dest, "type": "bind", "source": decoy, "options": ["bind"] }),
+        );
     })?;
     let _ = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?;
     untouched(&decoy)
@@ -232,7 +292,10 @@ fn sysctl_through_symlinked_proc(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.bundle(|v| {
         v["process"]["args"] = json!(["true"]);
         v["linux"]["sysctl"] = json!({ SYSCTL.0: SYSCTL.1 });
-        v["mounts"].as_array_mut().expect("mounts").retain(|m| m["destination"] != "/proc");
+        v["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .retain(|m| m["destination"] != "/proc");
         no_masked_or_readonly_paths(v);
     })?;
     let fake = fake_proc_link(&b.rootfs())?;
@@ -253,6 +316,10 @@ fn no_masked_or_readonly_paths(config: &mut Value) {
 
 fn untouched(file: &Path) -> Result<()> {
     let now = fs::read_to_string(file)?;
-    ensure!(now == "untouched\n", "the sysctl's value went to {}: it now holds {now:?}", file.display());
+    ensure!(
+        now == "untouched\n",
+        "the sysctl's value went to {}: it now holds {now:?}",
+        file.display()
+    );
     Ok(())
 }

@@ -29,7 +29,10 @@ pub const TESTS: &[Test] = &[
     }),
     ("attrs/scheduler-fifo", scheduler_fifo),
     ("attrs/io-priority", io_priority),
-    ("attrs/exec-scheduler-io-priority", exec_scheduler_io_priority),
+    (
+        "attrs/exec-scheduler-io-priority",
+        exec_scheduler_io_priority,
+    ),
     ("attrs/exec-cpu-affinity", exec_cpu_affinity),
     ("attrs/exec-cpu-affinity-offline-cpu", |c| {
         create_fails_naming(c, "execCPUAffinity", |v| {
@@ -38,7 +41,10 @@ pub const TESTS: &[Test] = &[
     }),
     ("attrs/personality-linux32", personality_linux32),
     ("attrs/memory-policy-bind", memory_policy_bind),
-    ("attrs/memory-policy-advertised-modes", memory_policy_advertised_modes),
+    (
+        "attrs/memory-policy-advertised-modes",
+        memory_policy_advertised_modes,
+    ),
     ("attrs/memory-policy-bad-node", |c| {
         create_fails_naming(c, "memoryPolicy", |v| {
             v["linux"]["memoryPolicy"] = json!({ "mode": "MPOL_BIND", "nodes": "9" })
@@ -68,7 +74,10 @@ pub const TESTS: &[Test] = &[
         })
     }),
     ("attrs/net-devices", net_devices),
-    ("attrs/net-devices-time-namespace", net_devices_time_namespace),
+    (
+        "attrs/net-devices-time-namespace",
+        net_devices_time_namespace,
+    ),
     ("attrs/net-devices-before-sysctl", net_devices_before_sysctl),
     ("attrs/net-devices-need-netns", net_devices_need_netns),
     ("attrs/net-devices-missing-device", |c| {
@@ -91,13 +100,19 @@ fn exec_apparmor_unavailable(ctx: &mut Ctx) -> Result<()> {
     no_apparmor()?;
     let (b, _) = running_sleeper(ctx)?;
     let before = procs(&b)?;
-    let out = ctx.rt(&["exec", "--apparmor", "runtime-tests", &b.id, "sleep", "300"])?.failed()?;
+    let out = ctx
+        .rt(&["exec", "--apparmor", "runtime-tests", &b.id, "sleep", "300"])?
+        .failed()?;
     ensure!(
         out.stderr.to_lowercase().contains("apparmor"),
         "the error does not name AppArmor: {}",
         out.stderr.trim()
     );
-    ensure!(procs(&b)? == before, "the failed exec left a process: {before:?} -> {:?}", procs(&b)?);
+    ensure!(
+        procs(&b)? == before,
+        "the failed exec left a process: {before:?} -> {:?}",
+        procs(&b)?
+    );
     Ok(())
 }
 
@@ -120,16 +135,24 @@ fn scheduler_batch_nice(ctx: &mut Ctx) -> Result<()> {
 /// the policy, and create must fail naming the field instead.
 fn scheduler_fifo(ctx: &mut Ctx) -> Result<()> {
     let fifo = json!({ "policy": "SCHED_FIFO", "priority": 10 });
-    if crate::harness::hierarchies().iter().any(|h| h.join("cpu.rt_runtime_us").exists()) {
+    if crate::harness::hierarchies()
+        .iter()
+        .any(|h| h.join("cpu.rt_runtime_us").exists())
+    {
         return create_fails_naming(ctx, "scheduler", |v| v["process"]["scheduler"] = fifo);
     }
     if let Err(e) = fifo_allowed() {
-        return Err(skip(format!("this host refuses SCHED_FIFO to the test itself: {e}")));
+        return Err(skip(format!(
+            "this host refuses SCHED_FIFO to the test itself: {e}"
+        )));
     }
     let r = ctx.check(|v| v["process"]["scheduler"] = fifo, &[])?;
     const SCHED_FIFO: u64 = 1;
     let s = r.get("sched");
-    ensure!(s["policy"] == SCHED_FIFO && s["priority"] == 10, "sched_getattr: {s}, want policy {SCHED_FIFO} priority 10");
+    ensure!(
+        s["policy"] == SCHED_FIFO && s["priority"] == 10,
+        "sched_getattr: {s}, want policy {SCHED_FIFO} priority 10"
+    );
     Ok(())
 }
 
@@ -177,10 +200,17 @@ fn exec_scheduler_io_priority(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.rt(&["exec", "--process", path, &b.id])?.ok()?;
     let r = Report::parse(&out.stdout)?;
     let s = r.get("sched");
-    ensure!(s["policy"] == 3 && s["nice"] == 3, "sched_getattr: {s}, want SCHED_BATCH nice 3");
+    ensure!(
+        s["policy"] == 3 && s["nice"] == 3,
+        "sched_getattr: {s}, want SCHED_BATCH nice 3"
+    );
     // IOPRIO_PRIO_VALUE(IOPRIO_CLASS_BE, 5)
     let want = (2 << 13) | 5;
-    ensure!(r.get("ioprio") == want, "ioprio_get: {}, want {want}", r.get("ioprio"));
+    ensure!(
+        r.get("ioprio") == want,
+        "ioprio_get: {}, want {want}",
+        r.get("ioprio")
+    );
     Ok(())
 }
 
@@ -216,8 +246,14 @@ fn personality_linux32(ctx: &mut Ctx) -> Result<()> {
         &[],
     )?;
     const PER_LINUX32: i64 = 0x0008;
-    let got = r.get("personality").as_i64().context("no personality reported")?;
-    ensure!(got & 0xff == PER_LINUX32, "personality {got:#x}, want domain {PER_LINUX32:#x}");
+    let got = r
+        .get("personality")
+        .as_i64()
+        .context("no personality reported")?;
+    ensure!(
+        got & 0xff == PER_LINUX32,
+        "personality {got:#x}, want domain {PER_LINUX32:#x}"
+    );
     Ok(())
 }
 
@@ -239,7 +275,10 @@ fn memory_policy_bind(ctx: &mut Ctx) -> Result<()> {
 fn memory_policy_advertised_modes(ctx: &mut Ctx) -> Result<()> {
     let out = ctx.rt(&["features"])?.ok()?;
     let f: Value = serde_json::from_str(&out.stdout).context("features output")?;
-    let modes = f["linux"]["memoryPolicy"]["modes"].as_array().cloned().unwrap_or_default();
+    let modes = f["linux"]["memoryPolicy"]["modes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for mode in modes.iter().filter_map(Value::as_str) {
         // Values of linux/mempolicy.h.
         let (number, nodes) = match mode {
@@ -253,10 +292,16 @@ fn memory_policy_advertised_modes(ctx: &mut Ctx) -> Result<()> {
             m => anyhow::bail!("features lists an unknown memory policy mode {m}"),
         };
         let r = ctx
-            .check(|v| v["linux"]["memoryPolicy"] = json!({ "mode": mode, "nodes": nodes }), &[])
+            .check(
+                |v| v["linux"]["memoryPolicy"] = json!({ "mode": mode, "nodes": nodes }),
+                &[],
+            )
             .with_context(|| format!("advertised mode {mode}"))?;
         let got = &r.get("mempolicy")["mode"];
-        ensure!(got == number, "{mode}: get_mempolicy mode {got}, want {number}");
+        ensure!(
+            got == number,
+            "{mode}: get_mempolicy mode {got}, want {number}"
+        );
     }
     Ok(())
 }
@@ -310,7 +355,12 @@ fn net_devices_time_namespace(ctx: &mut Ctx) -> Result<()> {
 
 /// Host device `host` (a veth with `peer`) must be `ctr0` in the container and gone from the
 /// host once the container is.
-fn net_devices_with(ctx: &mut Ctx, host: &'static str, peer: &'static str, edit: impl FnOnce(&mut Value)) -> Result<()> {
+fn net_devices_with(
+    ctx: &mut Ctx,
+    host: &'static str,
+    peer: &'static str,
+    edit: impl FnOnce(&mut Value),
+) -> Result<()> {
     let dev = Veth::add(host, peer)?;
     let r = ctx.check(
         |v| {
@@ -321,7 +371,9 @@ fn net_devices_with(ctx: &mut Ctx, host: &'static str, peer: &'static str, edit:
     )?;
     let inside = r.probe("ls:/sys/class/net")?;
     ensure!(
-        inside.as_array().is_some_and(|l| l.contains(&json!("ctr0"))),
+        inside
+            .as_array()
+            .is_some_and(|l| l.contains(&json!("ctr0"))),
         "no ctr0 in the container: {inside}"
     );
     // A virtual device dies with the container's network namespace.
@@ -342,7 +394,10 @@ fn net_devices_before_sysctl(ctx: &mut Ctx) -> Result<()> {
         &[&probe],
     )?;
     let got = r.probe(&probe)?;
-    ensure!(got.as_str().map(str::trim) == Some("1"), "{file} is {got}, want 1");
+    ensure!(
+        got.as_str().map(str::trim) == Some("1"),
+        "{file} is {got}, want 1"
+    );
     Ok(())
 }
 

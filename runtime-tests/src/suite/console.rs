@@ -2,9 +2,9 @@
 
 use super::Test;
 use crate::harness::{Bundle, Ctx};
+use crate::report::Report;
 use crate::runtime::Out;
 use crate::suite::lifecycle::running_sleeper;
-use crate::report::Report;
 use anyhow::{bail, ensure, Context, Result};
 use nix::cmsg_space;
 use nix::errno::Errno;
@@ -76,7 +76,10 @@ fn console_through_symlink(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["start", &b.id])?.ok()?;
     let r = Report::parse(&read_until_hangup(&master, deadline)?)?;
     let st = r.probe(&format!("stat:{target}"))?;
-    ensure!(st["type"] == "f", "{target} is now {st}: the pty was bound over it");
+    ensure!(
+        st["type"] == "f",
+        "{target} is now {st}: the pty was bound over it"
+    );
     Ok(())
 }
 
@@ -88,13 +91,24 @@ fn listen(ctx: &Ctx, name: &str) -> Result<(String, PtyReceiver, Instant)> {
     let listener = UnixListener::bind(&sock)?;
     let deadline = Instant::now() + ctx.timeout();
     let receiver = thread::spawn(move || receive_pty(listener, deadline));
-    Ok((sock.to_str().context("utf-8 path")?.to_string(), receiver, deadline))
+    Ok((
+        sock.to_str().context("utf-8 path")?.to_string(),
+        receiver,
+        deadline,
+    ))
 }
 
 /// `create` with a console socket we listen on.
 fn create_with_console(ctx: &mut Ctx, b: &Bundle) -> Result<(Out, PtyReceiver, Instant)> {
     let (sock, receiver, deadline) = listen(ctx, "console.sock")?;
-    let created = ctx.rt(&["create", "--bundle", b.dir_str(), "--console-socket", &sock, &b.id])?;
+    let created = ctx.rt(&[
+        "create",
+        "--bundle",
+        b.dir_str(),
+        "--console-socket",
+        &sock,
+        &b.id,
+    ])?;
     Ok((created, receiver, deadline))
 }
 
@@ -103,11 +117,23 @@ fn create_with_console(ctx: &mut Ctx, b: &Bundle) -> Result<(Out, PtyReceiver, I
 fn exec_tty(ctx: &mut Ctx) -> Result<()> {
     let (b, _) = running_sleeper(ctx)?;
     let (sock, receiver, deadline) = listen(ctx, "exec-console.sock")?;
-    ctx.rt(&["exec", "--detach", "-t", "--console-socket", &sock, &b.id, "/checker"])?.ok()?;
+    ctx.rt(&[
+        "exec",
+        "--detach",
+        "-t",
+        "--console-socket",
+        &sock,
+        &b.id,
+        "/checker",
+    ])?
+    .ok()?;
     let (_, master) = receiver.join().expect("receiver thread panicked")?;
     let output = read_until_hangup(&master, deadline)?;
     let r = Report::parse(&output)?;
-    ensure!(!r.get("winsize").is_null(), "the exec'd process has no terminal");
+    ensure!(
+        !r.get("winsize").is_null(),
+        "the exec'd process has no terminal"
+    );
     Ok(())
 }
 

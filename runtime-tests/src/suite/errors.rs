@@ -44,7 +44,10 @@ pub const TESTS: &[Test] = &[
     // The spec: a capability name the runtime cannot map MUST be an error.
     ("create-error/unknown-capability", |c| {
         create_fails_naming(c, "CAP_NO_SUCH_THING", |v| {
-            v["process"]["capabilities"]["bounding"].as_array_mut().expect("bounding").push(json!("CAP_NO_SUCH_THING"))
+            v["process"]["capabilities"]["bounding"]
+                .as_array_mut()
+                .expect("bounding")
+                .push(json!("CAP_NO_SUCH_THING"))
         })
     }),
     // The program passes every check the runtime can make, then execve fails after start
@@ -55,7 +58,11 @@ pub const TESTS: &[Test] = &[
         fs::write(&script, "#!/no/such/interpreter\n")?;
         fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
         let out = c.rt(&["run", "--bundle", b.dir_str(), &b.id])?.failed()?;
-        ensure!(out.stderr.contains("/bad-interpreter"), "the error does not name the program: {}", out.stderr.trim());
+        ensure!(
+            out.stderr.contains("/bad-interpreter"),
+            "the error does not name the program: {}",
+            out.stderr.trim()
+        );
         Ok(())
     }),
     ("create-error/invalid-namespace-path", |c| {
@@ -66,23 +73,39 @@ pub const TESTS: &[Test] = &[
     }),
     // Engines turn these errors into exit statuses by their wording (Podman: 127 for "no such
     // file or directory" / "executable file not found in", 126 for "permission denied").
-    ("create-error/program-missing", |c| program_fails(c, "/no/such/program", &["no such file or directory"])),
-    ("create-error/program-not-in-path", |c| {
-        program_fails(c, "no-such-program", &["executable file not found in", "no such file or directory"])
+    ("create-error/program-missing", |c| {
+        program_fails(c, "/no/such/program", &["no such file or directory"])
     }),
-    ("create-error/program-not-executable", |c| program_fails(c, "/etc/passwd", &["permission denied"])),
+    ("create-error/program-not-in-path", |c| {
+        program_fails(
+            c,
+            "no-such-program",
+            &["executable file not found in", "no such file or directory"],
+        )
+    }),
+    ("create-error/program-not-executable", |c| {
+        program_fails(c, "/etc/passwd", &["permission denied"])
+    }),
     // linux.resources the kernel would refuse, or that no kernel file takes.
     ("create-error/negative-memory-limit", |c| {
-        create_fails_naming(c, "memory", |v| v["linux"]["resources"]["memory"] = json!({ "limit": -5 }))
+        create_fails_naming(c, "memory", |v| {
+            v["linux"]["resources"]["memory"] = json!({ "limit": -5 })
+        })
     }),
     ("create-error/cpus-not-on-host", |c| {
         let cpus = format!("0-{}", last_possible_cpu()? + 1);
-        create_fails_naming(c, "cpus", |v| v["linux"]["resources"]["cpu"] = json!({ "cpus": cpus }))
+        create_fails_naming(c, "cpus", |v| {
+            v["linux"]["resources"]["cpu"] = json!({ "cpus": cpus })
+        })
     }),
     ("create-error/device-rule-bad-type", |c| {
         create_fails_naming(c, "type", |v| {
-            let rule = json!({ "allow": true, "type": "x", "major": 1, "minor": 3, "access": "rwm" });
-            v["linux"]["resources"]["devices"].as_array_mut().expect("base config has device rules").push(rule)
+            let rule =
+                json!({ "allow": true, "type": "x", "major": 1, "minor": 3, "access": "rwm" });
+            v["linux"]["resources"]["devices"]
+                .as_array_mut()
+                .expect("base config has device rules")
+                .push(rule)
         })
     }),
     // The key, or (runc on a v1 or hybrid host) the whole field, which it refuses there.
@@ -96,21 +119,38 @@ pub const TESTS: &[Test] = &[
 /// The highest CPU number this host could ever have.
 fn last_possible_cpu() -> Result<u32> {
     let possible = fs::read_to_string("/sys/devices/system/cpu/possible")?;
-    let last = possible.trim().rsplit([',', '-']).next().unwrap_or_default();
-    last.parse().with_context(|| format!("/sys/devices/system/cpu/possible: {possible:?}"))
+    let last = possible
+        .trim()
+        .rsplit([',', '-'])
+        .next()
+        .unwrap_or_default();
+    last.parse()
+        .with_context(|| format!("/sys/devices/system/cpu/possible: {possible:?}"))
 }
 
 /// `create` of the base config edited by `edit` must fail, say `field` (case-insensitively)
 /// on stderr, and leave no state and no cgroup.
-pub fn create_fails_naming(ctx: &mut Ctx, field: &str, edit: impl FnOnce(&mut Value)) -> Result<()> {
+pub fn create_fails_naming(
+    ctx: &mut Ctx,
+    field: &str,
+    edit: impl FnOnce(&mut Value),
+) -> Result<()> {
     create_fails_naming_one_of(ctx, &[field], edit)
 }
 
 /// Like [`create_fails_naming`], where saying any of `fields` will do.
-fn create_fails_naming_one_of(ctx: &mut Ctx, fields: &[&str], edit: impl FnOnce(&mut Value)) -> Result<()> {
+fn create_fails_naming_one_of(
+    ctx: &mut Ctx,
+    fields: &[&str],
+    edit: impl FnOnce(&mut Value),
+) -> Result<()> {
     let b = ctx.bundle(edit)?;
     let said = create_refused(ctx, &b, &b.id)?.to_lowercase();
-    ensure!(fields.iter().any(|f| said.contains(&f.to_lowercase())), "the error names none of {fields:?}: {}", said.trim());
+    ensure!(
+        fields.iter().any(|f| said.contains(&f.to_lowercase())),
+        "the error names none of {fields:?}: {}",
+        said.trim()
+    );
     Ok(())
 }
 

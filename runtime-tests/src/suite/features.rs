@@ -15,7 +15,16 @@ pub const TESTS: &[Test] = &[
 ];
 
 /// Syscalls a container never makes while starting or running `true`, one per rule.
-const RARE: &[&str] = &["acct", "swapon", "swapoff", "kexec_load", "init_module", "delete_module", "quotactl", "syslog"];
+const RARE: &[&str] = &[
+    "acct",
+    "swapon",
+    "swapoff",
+    "kexec_load",
+    "init_module",
+    "delete_module",
+    "quotactl",
+    "syslog",
+];
 
 /// Every advertised seccomp action, operator, architecture and supported flag is accepted in a
 /// profile that still lets the container run (NOTIFY needs a listener: seccomp/notify-listener).
@@ -25,28 +34,52 @@ fn seccomp(ctx: &mut Ctx) -> Result<()> {
     if sc["enabled"] != true {
         return Ok(());
     }
-    let actions: Vec<String> = strings(&sc["actions"]).into_iter().filter(|a| a != "SCMP_ACT_NOTIFY").collect();
+    let actions: Vec<String> = strings(&sc["actions"])
+        .into_iter()
+        .filter(|a| a != "SCMP_ACT_NOTIFY")
+        .collect();
     let operators = strings(&sc["operators"]);
-    ensure!(actions.len() <= RARE.len() && operators.len() <= RARE.len(), "more items than test syscalls");
+    ensure!(
+        actions.len() <= RARE.len() && operators.len() <= RARE.len(),
+        "more items than test syscalls"
+    );
     let rules = |items: &[String], rule: &dyn Fn(&str, &str) -> Value| -> Vec<Value> {
-        items.iter().zip(RARE).map(|(item, sys)| rule(item, sys)).collect()
+        items
+            .iter()
+            .zip(RARE)
+            .map(|(item, sys)| rule(item, sys))
+            .collect()
     };
     let profiles = [
-        ("actions", json!({ "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": rules(&actions, &|a, s| json!({ "names": [s], "action": a })) })),
-        ("operators", json!({ "defaultAction": "SCMP_ACT_ALLOW",
+        (
+            "actions",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": rules(&actions, &|a, s| json!({ "names": [s], "action": a })) }),
+        ),
+        (
+            "operators",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW",
             "syscalls": rules(&operators, &|op, s| json!({ "names": [s], "action": "SCMP_ACT_ERRNO",
-                "args": [{ "index": 0, "value": 1, "valueTwo": 1, "op": op }] })) })),
-        ("architectures", json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": sc["archs"] })),
-        ("flags", json!({ "defaultAction": "SCMP_ACT_ALLOW", "flags": sc["supportedFlags"],
-            "syscalls": [{ "names": ["acct"], "action": "SCMP_ACT_ERRNO" }] })),
+                "args": [{ "index": 0, "value": 1, "valueTwo": 1, "op": op }] })) }),
+        ),
+        (
+            "architectures",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW", "architectures": sc["archs"] }),
+        ),
+        (
+            "flags",
+            json!({ "defaultAction": "SCMP_ACT_ALLOW", "flags": sc["supportedFlags"],
+            "syscalls": [{ "names": ["acct"], "action": "SCMP_ACT_ERRNO" }] }),
+        ),
     ];
     for (what, profile) in profiles {
         let b = ctx.bundle(|v| {
             v["process"]["args"] = json!(["true"]);
             v["linux"]["seccomp"] = profile;
         })?;
-        ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok().with_context(|| format!("advertised seccomp {what}"))?;
+        ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?
+            .ok()
+            .with_context(|| format!("advertised seccomp {what}"))?;
     }
     Ok(())
 }
@@ -56,7 +89,11 @@ fn seccomp(ctx: &mut Ctx) -> Result<()> {
 fn capabilities(ctx: &mut Ctx) -> Result<()> {
     let f = features(ctx)?;
     let status = std::fs::read_to_string("/proc/self/status")?;
-    let ours = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).context("no CapBnd")?.trim();
+    let ours = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .context("no CapBnd")?
+        .trim();
     let ours = u64::from_str_radix(ours, 16)?;
     let caps: Vec<Value> = f["linux"]["capabilities"]
         .as_array()
@@ -76,7 +113,11 @@ fn capabilities(ctx: &mut Ctx) -> Result<()> {
         &[],
     )?;
     let bnd = u64::from_str_radix(r.status("CapBnd"), 16)?;
-    ensure!(bnd & want == want, "advertised capabilities missing from CapBnd: {:#x}", want & !bnd);
+    ensure!(
+        bnd & want == want,
+        "advertised capabilities missing from CapBnd: {:#x}",
+        want & !bnd
+    );
     Ok(())
 }
 
@@ -86,7 +127,11 @@ fn features(ctx: &mut Ctx) -> Result<Value> {
 }
 
 fn strings(v: &Value) -> Vec<String> {
-    v.as_array().into_iter().flatten().filter_map(|s| s.as_str().map(String::from)).collect()
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str().map(String::from))
+        .collect()
 }
 
 fn namespaces(ctx: &mut Ctx) -> Result<()> {
@@ -98,32 +143,51 @@ fn namespaces(ctx: &mut Ctx) -> Result<()> {
             "network" => "net",
             n => n,
         };
-        let r = ctx.check(
-            |v| {
-                let list = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
-                if !list.iter().any(|n| n["type"] == ns.as_str()) {
-                    list.push(json!({ "type": ns }));
-                }
-                if ns == "user" {
-                    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
-                    v["linux"]["uidMappings"] = map.clone();
-                    v["linux"]["gidMappings"] = map;
-                }
-            },
-            &[],
-        )
-        .with_context(|| format!("advertised namespace {ns}"))?;
-        let inner = r.get("ns")[proc_name].as_u64().with_context(|| format!("no {proc_name} namespace reported"))?;
-        ensure!(inner != ns_inode("self", proc_name)?, "advertised namespace {ns} was not created");
+        let r = ctx
+            .check(
+                |v| {
+                    let list = v["linux"]["namespaces"].as_array_mut().expect("namespaces");
+                    if !list.iter().any(|n| n["type"] == ns.as_str()) {
+                        list.push(json!({ "type": ns }));
+                    }
+                    if ns == "user" {
+                        let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+                        v["linux"]["uidMappings"] = map.clone();
+                        v["linux"]["gidMappings"] = map;
+                    }
+                },
+                &[],
+            )
+            .with_context(|| format!("advertised namespace {ns}"))?;
+        let inner = r.get("ns")[proc_name]
+            .as_u64()
+            .with_context(|| format!("no {proc_name} namespace reported"))?;
+        ensure!(
+            inner != ns_inode("self", proc_name)?,
+            "advertised namespace {ns} was not created"
+        );
     }
     Ok(())
 }
 
 /// Options whose effect shows in /proc/self/mountinfo, as the word shown there.
 fn visible(opt: &str) -> Option<&str> {
-    let plain = opt.strip_prefix('r').filter(|o| ["ro", "nosuid", "nodev", "noexec", "noatime", "nodiratime", "nosymfollow"].contains(o));
+    let plain = opt.strip_prefix('r').filter(|o| {
+        [
+            "ro",
+            "nosuid",
+            "nodev",
+            "noexec",
+            "noatime",
+            "nodiratime",
+            "nosymfollow",
+        ]
+        .contains(o)
+    });
     match opt {
-        "ro" | "nosuid" | "nodev" | "noexec" | "noatime" | "nodiratime" | "nosymfollow" => Some(opt),
+        "ro" | "nosuid" | "nodev" | "noexec" | "noatime" | "nodiratime" | "nosymfollow" => {
+            Some(opt)
+        }
         _ => plain,
     }
 }
@@ -131,7 +195,10 @@ fn visible(opt: &str) -> Option<&str> {
 fn mount_options(ctx: &mut Ctx) -> Result<()> {
     let f = features(ctx)?;
     // `remount` changes an existing mount: there is none at a fresh destination to change.
-    let opts: Vec<String> = strings(&f["mountOptions"]).into_iter().filter(|o| o != "remount").collect();
+    let opts: Vec<String> = strings(&f["mountOptions"])
+        .into_iter()
+        .filter(|o| o != "remount")
+        .collect();
     let r = ctx.check(
         |v| {
             let mounts = v["mounts"].as_array_mut().expect("mounts");

@@ -164,10 +164,19 @@ fn mount_tmpfs_copyup(ctx: &mut Ctx) -> Result<()> {
         ensure!(r.mount(dest)?.fstype == "tmpfs", "{dest} is not a tmpfs");
     }
     let passwd = r.probe("read:/etc/passwd")?.as_str().unwrap_or_default();
-    ensure!(passwd.contains("tester:x:1000"), "/etc/passwd not copied up: {passwd:?}");
+    ensure!(
+        passwd.contains("tester:x:1000"),
+        "/etc/passwd not copied up: {passwd:?}"
+    );
     let home = r.probe("stat:/home/tester")?;
-    ensure!(home["type"] == "d" && home["uid"] == 1000 && home["gid"] == 1000, "/home/tester copied as {home}");
-    ensure!(r.probe("readlink:/usr/bin")? == "../bin", "/usr/bin is not the symlink ../bin");
+    ensure!(
+        home["type"] == "d" && home["uid"] == 1000 && home["gid"] == 1000,
+        "/home/tester copied as {home}"
+    );
+    ensure!(
+        r.probe("readlink:/usr/bin")? == "../bin",
+        "/usr/bin is not the symlink ../bin"
+    );
     r.probe("write:/etc/new")?;
     Ok(())
 }
@@ -664,7 +673,11 @@ fn cgroup_namespace_root(ctx: &mut Ctx) -> Result<()> {
         return Err(skip("kernel without cgroup namespaces"));
     }
     let dirs: Vec<String> = std::iter::once("/sys/fs/cgroup".to_string())
-        .chain(hierarchies().iter().filter_map(|h| Some(format!("/sys/fs/cgroup/{}", h.file_name()?.to_str()?))))
+        .chain(
+            hierarchies()
+                .iter()
+                .filter_map(|h| Some(format!("/sys/fs/cgroup/{}", h.file_name()?.to_str()?))),
+        )
         .map(|d| format!("ls:{d}"))
         .collect();
     let probes: Vec<&str> = dirs.iter().map(String::as_str).collect();
@@ -684,12 +697,17 @@ fn cgroup_namespace_root(ctx: &mut Ctx) -> Result<()> {
         let text = r.str("cgroup");
         ensure!(!text.is_empty(), "no /proc/self/cgroup");
         for line in text.lines() {
-            ensure!(line.splitn(3, ':').nth(2) == Some("/"), "cgroup line {line:?} is not at the namespace's root (joined netns: {join})");
+            ensure!(
+                line.splitn(3, ':').nth(2) == Some("/"),
+                "cgroup line {line:?} is not at the namespace's root (joined netns: {join})"
+            );
         }
         for probe in &probes {
             let Ok(names) = r.probe(probe) else { continue };
             ensure!(
-                !names.as_array().is_some_and(|n| n.iter().any(|n| n == CGROUP_PARENT)),
+                !names
+                    .as_array()
+                    .is_some_and(|n| n.iter().any(|n| n == CGROUP_PARENT)),
                 "{probe} shows the host's hierarchy (joined netns: {join}): {names}"
             );
         }
@@ -713,19 +731,38 @@ fn time_offsets(ctx: &mut Ctx) -> Result<()> {
         },
         &["read:/proc/self/timens_offsets", "read:/proc/uptime"],
     )?;
-    let offsets = r.probe("read:/proc/self/timens_offsets")?.as_str().unwrap_or_default().to_string();
-    ensure!(offsets.lines().any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])), "offsets {offsets:?}");
-    let uptime: f64 = r.probe("read:/proc/uptime")?.as_str().and_then(|u| u.split_whitespace().next()?.parse().ok()).context("uptime")?;
-    ensure!(uptime >= 1_000_000.0, "boottime offset not applied: uptime {uptime}");
+    let offsets = r
+        .probe("read:/proc/self/timens_offsets")?
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure!(
+        offsets
+            .lines()
+            .any(|l| l.split_whitespace().eq(["monotonic", "86400", "0"])),
+        "offsets {offsets:?}"
+    );
+    let uptime: f64 = r
+        .probe("read:/proc/uptime")?
+        .as_str()
+        .and_then(|u| u.split_whitespace().next()?.parse().ok())
+        .context("uptime")?;
+    ensure!(
+        uptime >= 1_000_000.0,
+        "boottime offset not applied: uptime {uptime}"
+    );
     Ok(())
 }
 
 /// `create --no-pivot` (MS_MOVE + chroot, for a rootfs on ramfs) still gives the container its root.
 fn no_pivot(ctx: &mut Ctx) -> Result<()> {
     let b = ctx.bundle(|v| v["process"]["args"] = json!(["/checker", "stat:/checker"]))?;
-    let out = ctx.rt(&["run", "--no-pivot", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    let out = ctx
+        .rt(&["run", "--no-pivot", "--bundle", b.dir_str(), &b.id])?
+        .ok()?;
     let r = Report::parse(&out.stdout)?;
-    r.probe("stat:/checker").context("the container's root is not its rootfs")?;
+    r.probe("stat:/checker")
+        .context("the container's root is not its rootfs")?;
     Ok(())
 }
 
@@ -733,13 +770,21 @@ fn no_pivot(ctx: &mut Ctx) -> Result<()> {
 fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
     for (prop, shared) in [("rshared", true), ("rprivate", false)] {
         let r = ctx.check(|v| v["linux"]["rootfsPropagation"] = json!(prop), &[])?;
-        let root = r.get("mountinfo").as_array().into_iter().flatten().filter_map(|l| l.as_str())
+        let root = r
+            .get("mountinfo")
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l.as_str())
             .rfind(|l| l.split_whitespace().nth(4) == Some("/"))
             .context("no / in mountinfo")?
             .to_string();
         // Optional fields (between the mount options and " - ") carry "shared:N" for a shared mount.
         let optional = root.split(" - ").next().unwrap_or_default();
-        ensure!(optional.contains("shared:") == shared, "rootfsPropagation {prop}: / is {root:?}");
+        ensure!(
+            optional.contains("shared:") == shared,
+            "rootfsPropagation {prop}: / is {root:?}"
+        );
     }
     Ok(())
 }

@@ -20,8 +20,14 @@ pub const TESTS: &[Test] = &[
     ("lifecycle/pid-file", pid_file),
     ("lifecycle/list", list),
     ("lifecycle/delete-force-running", delete_force_running),
-    ("lifecycle/delete-force-kills-whole-cgroup", delete_force_kills_whole_cgroup),
-    ("lifecycle/kill-all-reaches-whole-cgroup", kill_all_reaches_whole_cgroup),
+    (
+        "lifecycle/delete-force-kills-whole-cgroup",
+        delete_force_kills_whole_cgroup,
+    ),
+    (
+        "lifecycle/kill-all-reaches-whole-cgroup",
+        kill_all_reaches_whole_cgroup,
+    ),
     ("lifecycle/delete-force-nonexistent", |c| {
         c.rt(&["delete", "--force", "no-such-container"])?
             .ok()
@@ -193,7 +199,8 @@ fn kill_paused_sigkill(ctx: &mut Ctx) -> Result<()> {
     ctx.rt(&["pause", &b.id])?.ok()?;
     ctx.wait_status(&b.id, "paused")?;
     ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
-    ctx.wait_status(&b.id, "stopped").context("after kill KILL of the paused container")?;
+    ctx.wait_status(&b.id, "stopped")
+        .context("after kill KILL of the paused container")?;
     Ok(())
 }
 
@@ -258,7 +265,8 @@ fn join_from_outside(ctx: &mut Ctx, b: &Bundle) -> Result<i64> {
     ensure!(!dirs.is_empty(), "the container has no cgroup directory");
     for dir in dirs {
         let procs = dir.join("cgroup.procs");
-        fs::write(&procs, pid.to_string()).with_context(|| format!("write {pid} to {}", procs.display()))?;
+        fs::write(&procs, pid.to_string())
+            .with_context(|| format!("write {pid} to {}", procs.display()))?;
     }
     Ok(i64::from(pid))
 }
@@ -269,7 +277,9 @@ fn delete_force_kills_whole_cgroup(ctx: &mut Ctx) -> Result<()> {
     let (b, _) = running_sleeper(ctx)?;
     let outsider = join_from_outside(ctx, &b)?;
     ctx.rt(&["delete", "--force", &b.id])?.ok()?;
-    wait_for(ctx, "the process added to the cgroup to die", || process_gone(outsider))?;
+    wait_for(ctx, "the process added to the cgroup to die", || {
+        process_gone(outsider)
+    })?;
     ctx.assert_nothing_left(&b.id, &b.cgroup)
 }
 
@@ -280,10 +290,17 @@ fn kill_all_reaches_whole_cgroup(ctx: &mut Ctx) -> Result<()> {
     for sig in ["TERM", "KILL"] {
         let outsider = join_from_outside(ctx, &b)?;
         ctx.rt(&["kill", "--all", &b.id, sig])?.ok()?;
-        wait_for(ctx, &format!("the process added to the cgroup to die of {sig}"), || process_gone(outsider))?;
+        wait_for(
+            ctx,
+            &format!("the process added to the cgroup to die of {sig}"),
+            || process_gone(outsider),
+        )?;
     }
     ctx.wait_status(&b.id, "stopped")?;
-    ensure!(process_gone(pid_of(&st)?), "the init survived kill --all KILL");
+    ensure!(
+        process_gone(pid_of(&st)?),
+        "the init survived kill --all KILL"
+    );
     Ok(())
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 mod apparmor;
 mod attacks;
-mod cgroups;
 mod attrs;
+mod cgroups;
 mod console;
 mod errors;
 pub mod exec;

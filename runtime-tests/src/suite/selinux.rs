@@ -19,14 +19,21 @@ pub const TESTS: &[Test] = &[
     ("selinux/exec-label", exec_label),
     ("selinux/invalid-label", |c| {
         labels_valid()?;
-        create_fails_naming(c, "selinux", |v| v["process"]["selinuxLabel"] = json!("system_u:system_r:no_such_t:s0"))
+        create_fails_naming(c, "selinux", |v| {
+            v["process"]["selinuxLabel"] = json!("system_u:system_r:no_such_t:s0")
+        })
     }),
-    ("selinux/empty-mount-label", |c| c.check(|v| v["linux"]["mountLabel"] = json!(""), &[]).map(drop)),
+    ("selinux/empty-mount-label", |c| {
+        c.check(|v| v["linux"]["mountLabel"] = json!(""), &[])
+            .map(drop)
+    }),
     ("selinux/mount-label-without-selinux", |c| {
         if enabled() {
             return Err(skip("the host has SELinux"));
         }
-        create_fails_naming(c, "mountLabel", |v| v["linux"]["mountLabel"] = json!(MOUNT_LABEL))
+        create_fails_naming(c, "mountLabel", |v| {
+            v["linux"]["mountLabel"] = json!(MOUNT_LABEL)
+        })
     }),
 ];
 
@@ -48,7 +55,9 @@ fn labels_valid() -> Result<()> {
     for label in [PROCESS_LABEL, MOUNT_LABEL] {
         // selinuxfs `context` validates a context (EINVAL when the policy does not define it).
         if let Err(e) = fs::write(Path::new(SELINUXFS).join("context"), label) {
-            return Err(skip(format!("the loaded policy does not take {label}: {e}")));
+            return Err(skip(format!(
+                "the loaded policy does not take {label}: {e}"
+            )));
         }
     }
     Ok(())
@@ -56,7 +65,10 @@ fn labels_valid() -> Result<()> {
 
 /// The label the checker reported for itself.
 fn own_label(r: &Report) -> Result<String> {
-    let l = r.probe("read:/proc/self/attr/current")?.as_str().unwrap_or_default();
+    let l = r
+        .probe("read:/proc/self/attr/current")?
+        .as_str()
+        .unwrap_or_default();
     Ok(l.trim_end_matches(['\n', '\0']).to_string())
 }
 
@@ -70,28 +82,52 @@ fn labels(ctx: &mut Ctx) -> Result<()> {
         &["read:/proc/self/attr/current", "selinux:/dev/mqueue"],
     )?;
     let own = own_label(&r)?;
-    ensure!(own == PROCESS_LABEL, "the process runs as {own:?}, want {PROCESS_LABEL}");
+    ensure!(
+        own == PROCESS_LABEL,
+        "the process runs as {own:?}, want {PROCESS_LABEL}"
+    );
     // The session keyring the runtime made for the container is the container's too.
     let keyring = r.get("keyring_label");
-    ensure!(keyring == PROCESS_LABEL, "the session keyring is labelled {keyring}, want {PROCESS_LABEL}");
+    ensure!(
+        keyring == PROCESS_LABEL,
+        "the session keyring is labelled {keyring}, want {PROCESS_LABEL}"
+    );
     // mountinfo shows a context with a comma quoted.
     let context = format!("context=\"{MOUNT_LABEL}\"");
     for path in ["/dev", "/dev/shm", "/dev/pts"] {
         let line = r.mount_line(path)?;
-        ensure!(line.contains(&context), "{path} is mounted without {context}: {line}");
+        ensure!(
+            line.contains(&context),
+            "{path} is mounted without {context}: {line}"
+        );
     }
     let proc = r.mount_line("/proc")?;
     ensure!(!proc.contains("context="), "/proc got a context: {proc}");
     let mqueue = r.probe("selinux:/dev/mqueue")?;
-    ensure!(mqueue == MOUNT_LABEL, "/dev/mqueue is labelled {mqueue}, want {MOUNT_LABEL}");
+    ensure!(
+        mqueue == MOUNT_LABEL,
+        "/dev/mqueue is labelled {mqueue}, want {MOUNT_LABEL}"
+    );
     Ok(())
 }
 
 fn exec_label(ctx: &mut Ctx) -> Result<()> {
     labels_valid()?;
     let (b, _) = running_sleeper(ctx)?;
-    let out = ctx.rt(&["exec", "--process-label", PROCESS_LABEL, &b.id, "/checker", "read:/proc/self/attr/current"])?.ok()?;
+    let out = ctx
+        .rt(&[
+            "exec",
+            "--process-label",
+            PROCESS_LABEL,
+            &b.id,
+            "/checker",
+            "read:/proc/self/attr/current",
+        ])?
+        .ok()?;
     let own = own_label(&Report::parse(&out.stdout)?)?;
-    ensure!(own == PROCESS_LABEL, "the exec'd process runs as {own:?}, want {PROCESS_LABEL}");
+    ensure!(
+        own == PROCESS_LABEL,
+        "the exec'd process runs as {own:?}, want {PROCESS_LABEL}"
+    );
     Ok(())
 }

@@ -38,11 +38,20 @@ fn controller_dir<'a>(hierarchies: &'a [V1Dir], controller: &str, field: &str) -
         .iter()
         .find(|h| h.has(controller))
         .map(|h| h.dir.as_path())
-        .ok_or_else(|| unsupported(field, format!("no {controller} cgroup hierarchy is mounted")))
+        .ok_or_else(|| {
+            unsupported(
+                field,
+                format!("no {controller} cgroup hierarchy is mounted"),
+            )
+        })
 }
 
 /// Everything but the device rules (which `update` leaves alone, as runc's does).
-pub(super) fn limits(hierarchies: &[V1Dir], unified: Option<&Path>, r: &LinuxResources) -> Result<()> {
+pub(super) fn limits(
+    hierarchies: &[V1Dir],
+    unified: Option<&Path>,
+    r: &LinuxResources,
+) -> Result<()> {
     let dir = |controller: &str, field: &str| controller_dir(hierarchies, controller, field);
     if let Some(m) = r.memory() {
         memory(dir("memory", "memory")?, m)?;

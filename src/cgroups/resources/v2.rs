@@ -57,7 +57,10 @@ pub(super) fn limits(dir: &Path, r: &LinuxResources) -> Result<()> {
             set("cpu.idle", dir, "cpu.idle", i)?;
         }
         // Empty means "not set", as in runc.
-        for (field, file, list) in [("cpu.cpus", "cpuset.cpus", c.cpus()), ("cpu.mems", "cpuset.mems", c.mems())] {
+        for (field, file, list) in [
+            ("cpu.cpus", "cpuset.cpus", c.cpus()),
+            ("cpu.mems", "cpuset.mems", c.mems()),
+        ] {
             if let Some(list) = list.as_deref().filter(|l| !l.is_empty()) {
                 set(field, dir, file, list)?;
             }
@@ -174,10 +177,17 @@ pub(super) fn unified(dir: &Path, map: Option<&HashMap<String, String>>) -> Resu
         if !dir.join(key).exists() {
             // What the kernel offers here (a hybrid host's cgroup2 hierarchy has hugetlb at most).
             let here = fs::read(&dir.join("cgroup.controllers")).unwrap_or_default();
-            let here = if here.trim().is_empty() { "none" } else { here.trim() };
+            let here = if here.trim().is_empty() {
+                "none"
+            } else {
+                here.trim()
+            };
             return Err(unsupported(
                 &field,
-                format!("{} does not exist (controllers in this cgroup: {here})", dir.join(key).display()),
+                format!(
+                    "{} does not exist (controllers in this cgroup: {here})",
+                    dir.join(key).display()
+                ),
             ));
         }
         set(&field, dir, key, value)?;

@@ -42,17 +42,23 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
         }
         // Ids the kernel can never take (it judges the parent's cpuset itself). No NUMA: node 0.
         let nodes = Path::new(POSSIBLE_NODES).exists().then_some(POSSIBLE_NODES);
-        for (field, list, possible, what) in
-            [("cpu.cpus", c.cpus(), Some(POSSIBLE_CPUS), "cpu"), ("cpu.mems", c.mems(), nodes, "memory node")]
-        {
-            let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else { continue };
+        for (field, list, possible, what) in [
+            ("cpu.cpus", c.cpus(), Some(POSSIBLE_CPUS), "cpu"),
+            ("cpu.mems", c.mems(), nodes, "memory node"),
+        ] {
+            let Some(list) = list.as_deref().filter(|l| !l.is_empty()) else {
+                continue;
+            };
             let full = format!("linux.resources.{field}");
             let missing = match possible {
                 Some(file) => first_missing(&full, list, file)?,
                 None => parse_id_list(&full, list)?.into_iter().find(|n| *n != 0),
             };
             if let Some(id) = missing {
-                return Err(bad(field, format!("{list:?}: {what} {id} does not exist on this host")));
+                return Err(bad(
+                    field,
+                    format!("{list:?}: {what} {id} does not exist on this host"),
+                ));
             }
         }
     }
@@ -212,8 +218,10 @@ mod tests {
         assert!(err(r#"{"memory":{"limit":-5}}"#).contains("linux.resources.memory.limit"));
         assert!(err(r#"{"memory":{"swappiness":101}}"#).contains("memory.swappiness"));
         assert!(err(r#"{"cpu":{"cpus":"0-"}}"#).contains("linux.resources.cpu.cpus"));
-        assert!(err(r#"{"cpu":{"cpus":"0-4095"}}"#).contains("linux.resources.cpu.cpus: \"0-4095\": cpu "));
-        assert!(err(r#"{"cpu":{"mems":"4095"}}"#).contains("linux.resources.cpu.mems: \"4095\": memory node 4095"));
+        assert!(err(r#"{"cpu":{"cpus":"0-4095"}}"#)
+            .contains("linux.resources.cpu.cpus: \"0-4095\": cpu "));
+        assert!(err(r#"{"cpu":{"mems":"4095"}}"#)
+            .contains("linux.resources.cpu.mems: \"4095\": memory node 4095"));
         assert!(err(r#"{"cpu":{"idle":2}}"#).contains("cpu.idle"));
         assert!(err(r#"{"blockIO":{"weight":5}}"#).contains("blockIO.weight"));
         assert!(err(r#"{"hugepageLimits":[{"pageSize":"2M","limit":1}]}"#)

@@ -235,7 +235,9 @@ fn number(dir: &Path, file: &str) -> Result<u64> {
     let text = fs::read(&path)?;
     match text.trim() {
         "max" => Ok(u64::MAX),
-        t => t.parse().map_err(|_| parse_error(&path, &format!("{t:?} is not a number"))),
+        t => t
+            .parse()
+            .map_err(|_| parse_error(&path, &format!("{t:?} is not a number"))),
     }
 }
 
@@ -244,8 +246,11 @@ pub(super) fn keyed(dir: &Path, file: &str) -> Result<BTreeMap<String, u64>> {
     let path = dir.join(file);
     let mut out = BTreeMap::new();
     for line in fs::read(&path)?.lines().filter(|l| !l.trim().is_empty()) {
-        let parsed = line.split_once(' ').and_then(|(k, v)| Some((k, v.trim().parse().ok()?)));
-        let (key, value) = parsed.ok_or_else(|| parse_error(&path, &format!("bad line {line:?}")))?;
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(k, v)| Some((k, v.trim().parse().ok()?)));
+        let (key, value) =
+            parsed.ok_or_else(|| parse_error(&path, &format!("bad line {line:?}")))?;
         out.insert(key.to_string(), value);
     }
     Ok(out)
@@ -254,7 +259,9 @@ pub(super) fn keyed(dir: &Path, file: &str) -> Result<BTreeMap<String, u64>> {
 /// memory.stat as `raw`, `cache` taken from its `cache_key` (v1 `cache`, v2 `file`); false if
 /// the cgroup has no memory controller.
 fn memory_stat(d: &Path, cache_key: &str, m: &mut Memory) -> Result<bool> {
-    let Some(raw) = optional(keyed(d, "memory.stat"))? else { return Ok(false) };
+    let Some(raw) = optional(keyed(d, "memory.stat"))? else {
+        return Ok(false);
+    };
     m.cache = raw.get(cache_key).copied().unwrap_or(0);
     m.raw = raw;
     Ok(true)
@@ -272,10 +279,19 @@ fn pids(d: &Path, p: &mut Pids) -> Result<()> {
 
 /// The hugepage sizes this kernel has, named as the hugetlb controller names its files.
 fn hugepage_sizes() -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/sys/kernel/mm/hugepages") else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir("/sys/kernel/mm/hugepages") else {
+        return Vec::new();
+    };
     let mut sizes: Vec<u64> = entries
         .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok())
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()
+        })
         .collect();
     sizes.sort();
     sizes.into_iter().map(page_size_name).collect()
@@ -307,7 +323,9 @@ fn psi(dir: &Path, file: &str) -> Result<Option<Psi>> {
             _ => continue,
         };
         for field in fields {
-            let (key, value) = field.split_once('=').ok_or_else(|| parse_error(&path, &format!("bad field {field:?}")))?;
+            let (key, value) = field
+                .split_once('=')
+                .ok_or_else(|| parse_error(&path, &format!("bad field {field:?}")))?;
             let bad = || parse_error(&path, &format!("bad value {field:?}"));
             match key {
                 "avg10" => data.avg10 = value.parse().map_err(|_| bad())?,
@@ -339,8 +357,14 @@ mod tests {
     #[test]
     fn zero_fields_are_left_out_as_runc_does() {
         let json = serde_json::to_value(Stats::default()).unwrap();
-        assert_eq!(json["cpu"], serde_json::json!({ "usage": { "kernel": 0, "user": 0 }, "throttling": {} }));
-        assert_eq!(json["memory"]["usage"], serde_json::json!({ "limit": 0, "failcnt": 0 }));
+        assert_eq!(
+            json["cpu"],
+            serde_json::json!({ "usage": { "kernel": 0, "user": 0 }, "throttling": {} })
+        );
+        assert_eq!(
+            json["memory"]["usage"],
+            serde_json::json!({ "limit": 0, "failcnt": 0 })
+        );
         assert_eq!(json["pids"], serde_json::json!({}));
         assert_eq!(json["intel_rdt"], serde_json::json!({}));
         assert!(json["network_interfaces"].is_null());
@@ -350,8 +374,16 @@ mod tests {
 
     #[test]
     fn psi_floats_are_written_as_go_writes_them() {
-        let data = PsiData { avg10: 0.0, avg60: 1.25, avg300: 3.0, total: 7 };
-        assert_eq!(serde_json::to_string(&data).unwrap(), r#"{"avg10":0,"avg60":1.25,"avg300":3,"total":7}"#);
+        let data = PsiData {
+            avg10: 0.0,
+            avg60: 1.25,
+            avg300: 3.0,
+            total: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&data).unwrap(),
+            r#"{"avg10":0,"avg60":1.25,"avg300":3,"total":7}"#
+        );
     }
 
     #[test]

@@ -10,7 +10,13 @@ use crate::Result;
 const NANOS_PER_TICK: u64 = 1_000_000_000 / 100;
 
 pub(super) fn read(hierarchies: &[V1Dir], s: &mut Stats) -> Result<()> {
-    let dir = |controller: &str| hierarchies.iter().find(|h| h.has(controller)).map(|h| h.dir.as_path()).filter(|d| d.is_dir());
+    let dir = |controller: &str| {
+        hierarchies
+            .iter()
+            .find(|h| h.has(controller))
+            .map(|h| h.dir.as_path())
+            .filter(|d| d.is_dir())
+    };
     if let Some(d) = dir("cpuacct") {
         cpuacct(d, s)?;
     }
@@ -57,15 +63,23 @@ fn cpuacct(d: &Path, s: &mut Stats) -> Result<()> {
     let path = d.join("cpuacct.usage_percpu");
     u.percpu = fs::read(&path)?
         .split_whitespace()
-        .map(|n| n.parse().map_err(|_| parse_error(&path, &format!("{n:?} is not a number"))))
+        .map(|n| {
+            n.parse()
+                .map_err(|_| parse_error(&path, &format!("{n:?} is not a number")))
+        })
         .collect::<Result<_>>()?;
     // "cpu user system" and one line per CPU; older kernels lack the file.
     let path = d.join("cpuacct.usage_all");
     if let Some(text) = optional(fs::read(&path))? {
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            let [_, user, system] = cols[..] else { continue };
-            let num = |v: &str| v.parse::<u64>().map_err(|_| parse_error(&path, &format!("bad line {line:?}")));
+            let [_, user, system] = cols[..] else {
+                continue;
+            };
+            let num = |v: &str| {
+                v.parse::<u64>()
+                    .map_err(|_| parse_error(&path, &format!("bad line {line:?}")))
+            };
             u.percpu_user.push(num(user)?);
             u.percpu_kernel.push(num(system)?);
         }
@@ -91,7 +105,10 @@ fn cpuset(d: &Path, s: &mut Stats) -> Result<()> {
     }
     let path = d.join("cpuset.sched_relax_domain_level");
     let level = fs::read(&path)?;
-    c.sched_relax_domain_level = level.trim().parse().map_err(|_| parse_error(&path, &format!("{:?} is not a number", level.trim())))?;
+    c.sched_relax_domain_level = level
+        .trim()
+        .parse()
+        .map_err(|_| parse_error(&path, &format!("{:?} is not a number", level.trim())))?;
     Ok(())
 }
 
@@ -99,7 +116,12 @@ fn cpuset(d: &Path, s: &mut Stats) -> Result<()> {
 fn id_list(d: &Path, file: &str) -> Result<Vec<u16>> {
     let path = d.join(file);
     let text = fs::read(&path)?;
-    let bad = || parse_error(&path, &format!("{:?} is not a list such as 0-2,4", text.trim()));
+    let bad = || {
+        parse_error(
+            &path,
+            &format!("{:?} is not a list such as 0-2,4", text.trim()),
+        )
+    };
     let mut out = Vec::new();
     for part in text.trim().split(',').filter(|p| !p.is_empty()) {
         let (a, b) = part.split_once('-').unwrap_or((part, part));
@@ -137,36 +159,78 @@ fn memory_entry(d: &Path, prefix: &str) -> Result<MemoryEntry> {
 /// entries is used, each of its files filling one list until one is missing or empty.
 const BLKIO_SOURCES: &[&[(&str, fn(&mut Stats) -> &mut Vec<BlkioEntry>)]] = &[
     &[
-        ("blkio.bfq.sectors_recursive", |s| &mut s.blkio.sectors_recursive),
-        ("blkio.bfq.io_service_time_recursive", |s| &mut s.blkio.io_service_time_recursive),
-        ("blkio.bfq.io_wait_time_recursive", |s| &mut s.blkio.io_wait_time_recursive),
-        ("blkio.bfq.io_merged_recursive", |s| &mut s.blkio.io_merged_recursive),
-        ("blkio.bfq.io_queued_recursive", |s| &mut s.blkio.io_queued_recursive),
-        ("blkio.bfq.time_recursive", |s| &mut s.blkio.io_time_recursive),
-        ("blkio.bfq.io_serviced_recursive", |s| &mut s.blkio.io_serviced_recursive),
-        ("blkio.bfq.io_service_bytes_recursive", |s| &mut s.blkio.io_service_bytes_recursive),
+        ("blkio.bfq.sectors_recursive", |s| {
+            &mut s.blkio.sectors_recursive
+        }),
+        ("blkio.bfq.io_service_time_recursive", |s| {
+            &mut s.blkio.io_service_time_recursive
+        }),
+        ("blkio.bfq.io_wait_time_recursive", |s| {
+            &mut s.blkio.io_wait_time_recursive
+        }),
+        ("blkio.bfq.io_merged_recursive", |s| {
+            &mut s.blkio.io_merged_recursive
+        }),
+        ("blkio.bfq.io_queued_recursive", |s| {
+            &mut s.blkio.io_queued_recursive
+        }),
+        ("blkio.bfq.time_recursive", |s| {
+            &mut s.blkio.io_time_recursive
+        }),
+        ("blkio.bfq.io_serviced_recursive", |s| {
+            &mut s.blkio.io_serviced_recursive
+        }),
+        ("blkio.bfq.io_service_bytes_recursive", |s| {
+            &mut s.blkio.io_service_bytes_recursive
+        }),
     ],
     &[
-        ("blkio.bfq.io_serviced_recursive", |s| &mut s.blkio.io_serviced_recursive),
-        ("blkio.bfq.io_service_bytes_recursive", |s| &mut s.blkio.io_service_bytes_recursive),
+        ("blkio.bfq.io_serviced_recursive", |s| {
+            &mut s.blkio.io_serviced_recursive
+        }),
+        ("blkio.bfq.io_service_bytes_recursive", |s| {
+            &mut s.blkio.io_service_bytes_recursive
+        }),
     ],
     &[
-        ("blkio.sectors_recursive", |s| &mut s.blkio.sectors_recursive),
-        ("blkio.io_service_time_recursive", |s| &mut s.blkio.io_service_time_recursive),
-        ("blkio.io_wait_time_recursive", |s| &mut s.blkio.io_wait_time_recursive),
-        ("blkio.io_merged_recursive", |s| &mut s.blkio.io_merged_recursive),
-        ("blkio.io_queued_recursive", |s| &mut s.blkio.io_queued_recursive),
+        ("blkio.sectors_recursive", |s| {
+            &mut s.blkio.sectors_recursive
+        }),
+        ("blkio.io_service_time_recursive", |s| {
+            &mut s.blkio.io_service_time_recursive
+        }),
+        ("blkio.io_wait_time_recursive", |s| {
+            &mut s.blkio.io_wait_time_recursive
+        }),
+        ("blkio.io_merged_recursive", |s| {
+            &mut s.blkio.io_merged_recursive
+        }),
+        ("blkio.io_queued_recursive", |s| {
+            &mut s.blkio.io_queued_recursive
+        }),
         ("blkio.time_recursive", |s| &mut s.blkio.io_time_recursive),
-        ("blkio.io_serviced_recursive", |s| &mut s.blkio.io_serviced_recursive),
-        ("blkio.io_service_bytes_recursive", |s| &mut s.blkio.io_service_bytes_recursive),
+        ("blkio.io_serviced_recursive", |s| {
+            &mut s.blkio.io_serviced_recursive
+        }),
+        ("blkio.io_service_bytes_recursive", |s| {
+            &mut s.blkio.io_service_bytes_recursive
+        }),
     ],
     &[
-        ("blkio.throttle.io_serviced_recursive", |s| &mut s.blkio.io_serviced_recursive),
-        ("blkio.throttle.io_service_bytes_recursive", |s| &mut s.blkio.io_service_bytes_recursive),
+        ("blkio.throttle.io_serviced_recursive", |s| {
+            &mut s.blkio.io_serviced_recursive
+        }),
+        ("blkio.throttle.io_service_bytes_recursive", |s| {
+            &mut s.blkio.io_service_bytes_recursive
+        }),
     ],
     &[
-        ("blkio.throttle.io_serviced", |s| &mut s.blkio.io_serviced_recursive),
-        ("blkio.throttle.io_service_bytes", |s| &mut s.blkio.io_service_bytes_recursive),
+        ("blkio.throttle.io_serviced", |s| {
+            &mut s.blkio.io_serviced_recursive
+        }),
+        ("blkio.throttle.io_service_bytes", |s| {
+            &mut s.blkio.io_service_bytes_recursive
+        }),
     ],
 ];
 
@@ -221,7 +285,10 @@ mod tests {
         let dir = super::super::fake_cgroup(
             "blkio",
             &[
-                ("blkio.throttle.io_serviced", "8:0 Read 3\n8:0 Write 4\nTotal 7\n"),
+                (
+                    "blkio.throttle.io_serviced",
+                    "8:0 Read 3\n8:0 Write 4\nTotal 7\n",
+                ),
                 ("blkio.throttle.io_service_bytes", "8:0 Read 4096\n"),
                 ("blkio.bfq.io_serviced_recursive", ""),
             ],
@@ -229,8 +296,22 @@ mod tests {
         let mut s = Stats::default();
         blkio(&dir, &mut s).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        let read = |value| BlkioEntry { major: 8, minor: 0, op: "Read".into(), value };
-        assert_eq!(s.blkio.io_serviced_recursive, [read(3), BlkioEntry { op: "Write".into(), ..read(4) }]);
+        let read = |value| BlkioEntry {
+            major: 8,
+            minor: 0,
+            op: "Read".into(),
+            value,
+        };
+        assert_eq!(
+            s.blkio.io_serviced_recursive,
+            [
+                read(3),
+                BlkioEntry {
+                    op: "Write".into(),
+                    ..read(4)
+                }
+            ]
+        );
         assert_eq!(s.blkio.io_service_bytes_recursive, [read(4096)]);
     }
 }

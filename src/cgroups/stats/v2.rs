@@ -49,7 +49,11 @@ fn memory(d: &Path, s: &mut Stats) -> Result<()> {
     if let Some(swap) = optional(memory_entry(d, "memory.swap"))? {
         m.swap = MemoryEntry {
             usage: swap.usage + m.usage.usage,
-            limit: if swap.limit == u64::MAX { swap.limit } else { swap.limit.saturating_add(m.usage.limit) },
+            limit: if swap.limit == u64::MAX {
+                swap.limit
+            } else {
+                swap.limit.saturating_add(m.usage.limit)
+            },
             // A peak of the sum cannot be derived from the two peaks.
             max: 0,
             failcnt: 0,
@@ -75,11 +79,18 @@ fn io_stat(d: &Path) -> Result<(Vec<BlkioEntry>, Vec<BlkioEntry>)> {
     let (mut bytes, mut ios) = (Vec::new(), Vec::new());
     for line in fs::read(&path)?.lines() {
         let mut fields = line.split_whitespace();
-        let Some((major, minor)) = fields.next().and_then(|dev| dev.split_once(':')) else { continue };
+        let Some((major, minor)) = fields.next().and_then(|dev| dev.split_once(':')) else {
+            continue;
+        };
         let bad = || parse_error(&path, &format!("bad line {line:?}"));
-        let (major, minor) = (major.parse().map_err(|_| bad())?, minor.parse().map_err(|_| bad())?);
+        let (major, minor) = (
+            major.parse().map_err(|_| bad())?,
+            minor.parse().map_err(|_| bad())?,
+        );
         for field in fields {
-            let Some((key, value)) = field.split_once('=') else { continue };
+            let Some((key, value)) = field.split_once('=') else {
+                continue;
+            };
             let (list, op) = match key {
                 "rbytes" => (&mut bytes, "Read"),
                 "wbytes" => (&mut bytes, "Write"),
@@ -87,7 +98,12 @@ fn io_stat(d: &Path) -> Result<(Vec<BlkioEntry>, Vec<BlkioEntry>)> {
                 "wios" => (&mut ios, "Write"),
                 _ => continue,
             };
-            list.push(BlkioEntry { major, minor, op: op.into(), value: value.parse().map_err(|_| bad())? });
+            list.push(BlkioEntry {
+                major,
+                minor,
+                op: op.into(),
+                value: value.parse().map_err(|_| bad())?,
+            });
         }
     }
     Ok((bytes, ios))
@@ -96,10 +112,19 @@ fn io_stat(d: &Path) -> Result<(Vec<BlkioEntry>, Vec<BlkioEntry>)> {
 /// hugetlb.<size>.current and the `max` count of hugetlb.<size>.events (allocations refused).
 pub(super) fn hugetlb(d: &Path, s: &mut Stats) -> Result<()> {
     for size in super::hugepage_sizes() {
-        let Some(usage) = optional(number(d, &format!("hugetlb.{size}.current")))? else { continue };
+        let Some(usage) = optional(number(d, &format!("hugetlb.{size}.current")))? else {
+            continue;
+        };
         let events = keyed(d, &format!("hugetlb.{size}.events"))?;
         let failcnt = events.get("max").copied().unwrap_or(0);
-        s.hugetlb.insert(size, Hugetlb { usage, max: 0, failcnt });
+        s.hugetlb.insert(
+            size,
+            Hugetlb {
+                usage,
+                max: 0,
+                failcnt,
+            },
+        );
     }
     Ok(())
 }
@@ -130,16 +155,31 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["pids"], serde_json::json!({ "current": 3 }));
         assert_eq!(json["memory"]["cache"], 8192);
-        assert_eq!(json["memory"]["usage"], serde_json::json!({ "limit": 1048576, "usage": 12288, "failcnt": 0 }));
-        assert_eq!(json["memory"]["swap"], serde_json::json!({ "limit": u64::MAX, "usage": 12388, "failcnt": 0 }));
+        assert_eq!(
+            json["memory"]["usage"],
+            serde_json::json!({ "limit": 1048576, "usage": 12288, "failcnt": 0 })
+        );
+        assert_eq!(
+            json["memory"]["swap"],
+            serde_json::json!({ "limit": u64::MAX, "usage": 12388, "failcnt": 0 })
+        );
         assert_eq!(json["memory"]["raw"]["anon"], 4096);
-        assert_eq!(json["memory"]["psi"]["some"], serde_json::json!({ "avg10": 0.5, "avg60": 0, "avg300": 0, "total": 12 }));
+        assert_eq!(
+            json["memory"]["psi"]["some"],
+            serde_json::json!({ "avg10": 0.5, "avg60": 0, "avg300": 0, "total": 12 })
+        );
         assert_eq!(
             json["blkio"]["ioServiceBytesRecursive"],
             serde_json::json!([{ "major": 8, "op": "Read", "value": 10 }, { "major": 8, "op": "Write", "value": 20 }])
         );
-        assert_eq!(json["cpu"]["usage"], serde_json::json!({ "total": 7000, "kernel": 2000, "user": 5000 }));
-        assert_eq!(json["cpu"]["throttling"], serde_json::json!({ "periods": 4, "throttledPeriods": 1, "throttledTime": 9000 }));
+        assert_eq!(
+            json["cpu"]["usage"],
+            serde_json::json!({ "total": 7000, "kernel": 2000, "user": 5000 })
+        );
+        assert_eq!(
+            json["cpu"]["throttling"],
+            serde_json::json!({ "periods": 4, "throttledPeriods": 1, "throttledTime": 9000 })
+        );
         assert!(json["cpu"].get("psi").is_none());
     }
 }

@@ -18,7 +18,10 @@ pub fn runtime_exe(dev: u64, ino: u64, seconds: u64) -> serde_json::Value {
     while Instant::now() < deadline && fs::metadata("/attack-stop").is_err() {
         for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
             let pid = entry.file_name().to_string_lossy().into_owned();
-            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me || opened.iter().any(|(p, _)| *p == pid) {
+            if !pid.bytes().all(|b| b.is_ascii_digit())
+                || pid == me
+                || opened.iter().any(|(p, _)| *p == pid)
+            {
                 continue;
             }
             if let Ok(f) = File::open(format!("/proc/{pid}/exe")) {
@@ -29,7 +32,10 @@ pub fn runtime_exe(dev: u64, ino: u64, seconds: u64) -> serde_json::Value {
         }
     }
     let writable = opened.iter().any(|(_, f)| {
-        OpenOptions::new().write(true).open(format!("/proc/self/fd/{}", f.as_raw_fd())).is_ok()
+        OpenOptions::new()
+            .write(true)
+            .open(format!("/proc/self/fd/{}", f.as_raw_fd()))
+            .is_ok()
     });
     json!({ "opened": opened.iter().map(|(p, _)| p).collect::<Vec<_>>(), "writable": writable })
 }

@@ -37,7 +37,11 @@ const RLIMITS: &[(&str, libc::__rlimit_resource_t)] = &[
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("attack-exe") {
-        let num = |i: usize| args.get(i).and_then(|a| a.parse().ok()).expect("attack-exe DEV INO SECONDS");
+        let num = |i: usize| {
+            args.get(i)
+                .and_then(|a| a.parse().ok())
+                .expect("attack-exe DEV INO SECONDS")
+        };
         println!("{}", attack::runtime_exe(num(2), num(3), num(4)));
         return;
     }
@@ -146,27 +150,51 @@ fn keyring_label() -> Option<String> {
     const KEY_SPEC_SESSION_KEYRING: libc::c_long = -3;
     let mut buf = [0u8; 256];
     // SAFETY: buf is writable for the length passed.
-    let n = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_GET_SECURITY, KEY_SPEC_SESSION_KEYRING, buf.as_mut_ptr(), buf.len()) };
-    (n > 0).then(|| String::from_utf8_lossy(&buf[..(n as usize).min(buf.len())]).trim_end_matches('\0').to_string())
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_GET_SECURITY,
+            KEY_SPEC_SESSION_KEYRING,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    (n > 0).then(|| {
+        String::from_utf8_lossy(&buf[..(n as usize).min(buf.len())])
+            .trim_end_matches('\0')
+            .to_string()
+    })
 }
 
 /// lgetxattr(path, "security.selinux"), without the trailing NUL.
 fn selinux_label(path: &str) -> io::Result<String> {
-    let path = std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let path =
+        std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let mut buf = [0u8; 256];
     // SAFETY: both names are NUL-terminated; buf is writable for the length passed.
-    let n = unsafe { libc::lgetxattr(path.as_ptr(), c"security.selinux".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            c"security.selinux".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(String::from_utf8_lossy(&buf[..n as usize]).trim_end_matches('\0').to_string())
+    Ok(String::from_utf8_lossy(&buf[..n as usize])
+        .trim_end_matches('\0')
+        .to_string())
 }
 
 /// `TYPE:MAJOR:MINOR:PATH`: a device node with mode 0666.
 fn mknod(spec: &str) -> io::Result<Value> {
     let bad = || io::Error::from_raw_os_error(libc::EINVAL);
     let mut parts = spec.splitn(4, ':');
-    let (Some(kind), Some(major), Some(minor), Some(path)) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(kind), Some(major), Some(minor), Some(path)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(bad());
     };
     let kind = match kind {
@@ -174,7 +202,10 @@ fn mknod(spec: &str) -> io::Result<Value> {
         "b" => libc::S_IFBLK,
         _ => return Err(bad()),
     };
-    let (major, minor) = (major.parse().map_err(|_| bad())?, minor.parse().map_err(|_| bad())?);
+    let (major, minor) = (
+        major.parse().map_err(|_| bad())?,
+        minor.parse().map_err(|_| bad())?,
+    );
     let path = std::ffi::CString::new(path).map_err(|_| bad())?;
     // SAFETY: path is a NUL-terminated string that outlives the call.
     let r = unsafe { libc::mknod(path.as_ptr(), kind | 0o666, libc::makedev(major, minor)) };
@@ -197,7 +228,10 @@ struct DirectBuf([u8; 64 << 10]);
 fn direct_read(path: &str) -> io::Result<Value> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
     let mut buf = Box::new(DirectBuf([0; 64 << 10]));
     let start = std::time::Instant::now();
     let mut total = 0;
@@ -313,7 +347,11 @@ fn affinity() -> Option<Vec<usize>> {
     // SAFETY: set is writable and of the size passed.
     let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
     // SAFETY: CPU_ISSET reads set within CPU_SETSIZE.
-    (r == 0).then(|| (0..libc::CPU_SETSIZE as usize).filter(|c| unsafe { libc::CPU_ISSET(*c, &set) }).collect())
+    (r == 0).then(|| {
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| unsafe { libc::CPU_ISSET(*c, &set) })
+            .collect()
+    })
 }
 
 /// get_mempolicy(2): the mode and the nodes (of the first 64).
