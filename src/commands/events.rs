@@ -15,7 +15,7 @@ pub fn events(store: &Store, a: &EventsArgs) -> Result<i32> {
         return super::emit(&serde_json::to_string(&container::stats(store, &a.id)?)?);
     }
     let mut events = container::events(store, &a.id, a.interval)?;
-    while let Some(event) = events.next()? {
+    while let Some(event) = events.next_event()? {
         if !super::write_line(&serde_json::to_string(&event)?)? {
             break;
         }

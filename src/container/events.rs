@@ -83,7 +83,7 @@ impl Events {
     /// Block until the next event: stats once per interval (the first after one interval, as
     /// runc's ticker), an OOM as soon as the kernel reports it. None once the container stopped.
     /// Stats that cannot be read are logged and skipped, as runc does.
-    pub fn next(&mut self) -> Result<Option<Event>> {
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
         while !self.stopped {
             let wait = self.next_stats.saturating_duration_since(Instant::now());
             let millis = wait.as_micros().div_ceil(1000);

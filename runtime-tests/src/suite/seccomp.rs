@@ -164,9 +164,11 @@ fn notify_listener(ctx: &mut Ctx) -> Result<()> {
         let notify = unsafe { OwnedFd::from_raw_fd(fds[0]) };
         // SAFETY: zeroed seccomp_notif/seccomp_notif_resp are valid; the ioctls fill/read them.
         let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: req is a live seccomp_notif the RECV ioctl fills.
         nix::errno::Errno::result(unsafe {
             libc::ioctl(notify.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req)
         })?;
+        // SAFETY: as above.
         let mut resp: libc::seccomp_notif_resp = unsafe { std::mem::zeroed() };
         resp.id = req.id;
         resp.error = -libc::EDQUOT;

@@ -157,7 +157,10 @@ fn memory_entry(d: &Path, prefix: &str) -> Result<MemoryEntry> {
 /// The blkio files runc reads, best source first: BFQ's with debug statistics, BFQ's, CFQ's,
 /// the throttle layer's recursive, then its local ones. The first set whose first file has
 /// entries is used, each of its files filling one list until one is missing or empty.
-const BLKIO_SOURCES: &[&[(&str, fn(&mut Stats) -> &mut Vec<BlkioEntry>)]] = &[
+/// Where one blkio file's entries go in the stats.
+type BlkioField = fn(&mut Stats) -> &mut Vec<BlkioEntry>;
+
+const BLKIO_SOURCES: &[&[(&str, BlkioField)]] = &[
     &[
         ("blkio.bfq.sectors_recursive", |s| {
             &mut s.blkio.sectors_recursive

@@ -266,7 +266,9 @@ fn status() -> Map<String, Value> {
 
 fn umask() -> u32 {
     // umask can only be read by setting it; restore it at once.
+    // SAFETY: umask(2) touches no memory.
     let old = unsafe { libc::umask(0) };
+    // SAFETY: as above.
     unsafe { libc::umask(old) };
     old
 }
@@ -279,6 +281,7 @@ fn rlimits() -> Map<String, Value> {
                 rlim_cur: 0,
                 rlim_max: 0,
             };
+            // SAFETY: lim is a live rlimit that getrlimit fills.
             let rc = unsafe { libc::getrlimit(*res, &mut lim) };
             let v = if rc == 0 {
                 json!([lim.rlim_cur, lim.rlim_max])
@@ -316,6 +319,7 @@ fn winsize() -> Option<[u16; 2]> {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
+    // SAFETY: ws is a live winsize that TIOCGWINSZ fills.
     let rc = unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) };
     (rc == 0).then_some([ws.ws_row, ws.ws_col])
 }
@@ -349,6 +353,7 @@ fn affinity() -> Option<Vec<usize>> {
     // SAFETY: CPU_ISSET reads set within CPU_SETSIZE.
     (r == 0).then(|| {
         (0..libc::CPU_SETSIZE as usize)
+            // SAFETY: CPU_ISSET only reads the set, and c is below CPU_SETSIZE.
             .filter(|c| unsafe { libc::CPU_ISSET(*c, &set) })
             .collect()
     })
