@@ -47,8 +47,12 @@ demo: build
 unit: deps
 	$(CARGO) test --workspace -- --test-threads=1
 
+# RUNTIME=runc15 is the reference runc 1.5 that hack/runc15 builds (once); its xfails are "runc15".
+runtime_path = $(if $(filter runc15,$(RUNTIME)),$(shell hack/runc15),$(RUNTIME))
+runtime_name = $(if $(filter runc15,$(RUNTIME)),--runtime-name runc15)
+
 conformance: build
-	$(RUNNER) --runtime $(RUNTIME) --checker $(CHECKER)
+	$(RUNNER) --runtime $(runtime_path) $(runtime_name) --checker $(CHECKER)
 
 # The conformance suite, then berth's own unit and integration tests (the `make unit` build),
 # inside a throwaway pure cgroup v2 VM (hack/vm-test, docs/testing.md): our hosts are hybrid,
@@ -70,11 +74,12 @@ vm-test: build vm-deps
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
 # repository are copied into the VM at the same path, with their libraries.
 vm-conformance: build vm-deps
-	$(call vm_conformance,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
+	$(call vm_conformance,$(shell command -v $(runtime_path) || echo $(runtime_path))) $(runtime_name)
 
-# Podman, containerd and Docker driving berth (hack/e2e/, docs/testing.md). Each script installs
-# its client; all run even if one fails. E2E_CLIENTS picks a subset.
-E2E_CLIENTS ?= podman containerd docker
+# Podman, containerd, Docker and containerd 2.x's CRI (critest) driving berth (hack/e2e/,
+# docs/testing.md). Each script installs its client; all run even if one fails. E2E_CLIENTS
+# picks a subset.
+E2E_CLIENTS ?= podman containerd docker cri
 e2e: build
 	status=0; for c in $(E2E_CLIENTS); do hack/e2e/$$c $(abspath $(BERTH)) || status=1; done; exit $$status
 
