@@ -59,6 +59,8 @@ pub struct EnterArgs<'a> {
     /// As in [`InitArgs`], when the process has LSM labels to set.
     pub procfs: Option<BorrowedFd<'a>>,
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// The init's root, to chroot into when the container has no mount namespace to join.
+    pub root: Option<BorrowedFd<'a>>,
 }
 
 /// What every spawned container process needs before its own part runs.
