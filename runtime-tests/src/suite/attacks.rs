@@ -153,9 +153,18 @@ fn full_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
 }
 
 /// Make `rootfs` a glibc image that can run `binary`: its dynamic loader and libraries, copied
-/// from the host to the same paths.
+/// from the host to the same paths, as `ldd` lists them (or the loader itself, where there is
+/// no ldd, as in the test VM).
 fn glibc_image(rootfs: &Path, binary: &Path) -> Result<()> {
-    let out = std::process::Command::new("ldd").arg(binary).output()?;
+    let out = match std::process::Command::new("ldd").arg(binary).output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::process::Command::new("/lib64/ld-linux-x86-64.so.2")
+                .arg("--list")
+                .arg(binary)
+                .output()?
+        }
+        r => r?,
+    };
     // A static runtime needs nothing (ldd then fails).
     let text = String::from_utf8_lossy(&out.stdout);
     for lib in text.lines().filter_map(|l| {
