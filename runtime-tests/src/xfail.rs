@@ -27,7 +27,7 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     (
         "runc",
         "inside/no-mount-namespace",
-        "runc (1.5 too) runs a process `exec` adds to a container without a mount namespace in the runtime's root, not the container's",
+        "runc (1.5 too) runs a process `exec` adds to a container without a mount namespace in the runtime's root, not the container's; runc 1.1 fails `run` there already (it reads /proc/self/fd, and the rootfs has no /proc)",
     ),
     (
         "runc",
