@@ -34,6 +34,9 @@ pub enum Error {
     /// The container init reported a failure over the sync channel (text carries its context).
     #[error("{0}")]
     Init(String),
+    /// The runtime could not re-execute itself from a sealed copy ([`crate::sealed_exe`]).
+    #[error("sealed runtime binary: {0}")]
+    SealedExe(String),
     /// A command-line argument that cannot be honoured.
     #[error("{0}")]
     Usage(String),

@@ -14,6 +14,7 @@ pub mod netdev;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;
+pub mod sealed_exe;
 pub mod security;
 pub mod spec;
 pub mod state;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::error::io_text;
 use crate::{Context, Error, Result};
@@ -32,6 +32,10 @@ pub fn load(bundle: &Path) -> Result<Bundle> {
         .root()
         .as_ref()
         .ok_or_else(|| Error::config("root: missing"))?;
+    // An empty path would make the bundle directory itself the rootfs.
+    if root.path().as_os_str().is_empty() {
+        return Err(Error::config("root.path: must not be empty"));
+    }
     let rootfs = dir.join(root.path());
     let rootfs = rootfs.canonicalize().map_err(|e| {
         Error::config(format_args!(
@@ -66,15 +70,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| Error::config("process: missing"))?;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::config("process.args: must not be empty"));
-    }
-    if !process.cwd().is_absolute() {
-        return Err(Error::config(format_args!(
-            "process.cwd {:?}: must be an absolute path",
-            process.cwd()
-        )));
-    }
+    validate_process(process)?;
     let linux = spec
         .linux()
         .as_ref()
@@ -87,10 +83,42 @@ pub fn validate(spec: &Spec) -> Result<()> {
     {
         return Err(Error::config("domainname: requires a uts namespace"));
     }
+    // Without one the container shares the runtime's mount namespace, which berth then leaves
+    // as it is: the process is only chrooted into the rootfs. runc refuses masked and read-only
+    // paths there too; its mounts would land in (and outlive the container in) the host's.
     if !has_ns(LinuxNamespaceType::Mount) {
-        return Err(Error::config(
-            "linux.namespaces: a mount namespace is required",
-        ));
+        let needs_mounts = [
+            (
+                "mounts",
+                spec.mounts().as_ref().is_some_and(|m| !m.is_empty()),
+            ),
+            (
+                "linux.maskedPaths",
+                linux.masked_paths().as_ref().is_some_and(|p| !p.is_empty()),
+            ),
+            (
+                "linux.readonlyPaths",
+                linux
+                    .readonly_paths()
+                    .as_ref()
+                    .is_some_and(|p| !p.is_empty()),
+            ),
+            (
+                "linux.rootfsPropagation",
+                linux.rootfs_propagation().is_some(),
+            ),
+            (
+                "root.readonly",
+                spec.root()
+                    .as_ref()
+                    .is_some_and(|r| r.readonly() == Some(true)),
+            ),
+        ];
+        if let Some((field, _)) = needs_mounts.iter().find(|(_, set)| *set) {
+            return Err(Error::config(format_args!(
+                "{field}: needs a mount namespace (linux.namespaces has none: the container shares the runtime's)"
+            )));
+        }
     }
     for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
         if let Some(ns) = sysctl_namespace(key) {
@@ -104,6 +132,30 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "linux.sysctl {key:?}: not namespaced, refusing to change the host's value"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Checks of a process (the init's, or one `exec` adds) that need nothing but the process.
+pub fn validate_process(process: &Process) -> Result<()> {
+    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::config("process.args: must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::config(format_args!(
+            "process.cwd {:?}: must be an absolute path",
+            process.cwd()
+        )));
+    }
+    // execve would take a NUL as the end of the entry; one without `=` is no variable at all.
+    for (i, e) in process.env().iter().flatten().enumerate() {
+        let why = match e.split_once('=') {
+            _ if e.contains('\0') => "contains a NUL byte",
+            None => "has no '=' (NAME=VALUE)",
+            Some(("", _)) => "has an empty name",
+            Some(_) => continue,
+        };
+        return Err(Error::config(format_args!("process.env[{i}] {e:?}: {why}")));
     }
     Ok(())
 }

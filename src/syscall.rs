@@ -77,27 +77,38 @@ pub fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
 /// A new procfs instance of the caller's pid namespace, as a detached mount (fsopen, fsconfig,
 /// fsmount: Linux 5.2): nothing is mounted on it, and nothing can propagate onto it.
 pub fn new_procfs() -> nix::Result<OwnedFd> {
-    // SAFETY: the name is a NUL-terminated literal; on success the call returns a new fd we own.
+    let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    new_detached_mount(c"proc", &[], attrs)
+}
+
+/// A new filesystem of type `fstype` with the string options `options`, as a detached mount
+/// with the MOUNT_ATTR_* `attrs` (fsopen, fsconfig, fsmount: Linux 5.2).
+pub fn new_detached_mount(
+    fstype: &std::ffi::CStr,
+    options: &[(&std::ffi::CStr, &std::ffi::CStr)],
+    attrs: u64,
+) -> nix::Result<OwnedFd> {
+    // SAFETY: the name is NUL-terminated and outlives the call, which returns a new fd we own.
     let fs = unsafe {
         owned(libc::syscall(
             libc::SYS_fsopen,
-            c"proc".as_ptr(),
+            fstype.as_ptr(),
             libc::FSOPEN_CLOEXEC,
         ))?
     };
-    // SAFETY: FSCONFIG_CMD_CREATE takes no key, value or aux argument.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            libc::FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
+    let config = |cmd: libc::c_uint, key: *const libc::c_char, value: *const libc::c_char| {
+        // SAFETY: key and value are null or NUL-terminated strings that outlive the call.
+        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), cmd, key, value, 0) };
+        Errno::result(r).map(drop)
     };
-    Errno::result(r)?;
-    let attrs = libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV | libc::MOUNT_ATTR_NOEXEC;
+    for (key, value) in options {
+        config(libc::FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr())?;
+    }
+    config(
+        libc::FSCONFIG_CMD_CREATE,
+        std::ptr::null(),
+        std::ptr::null(),
+    )?;
     // SAFETY: fs is a configured filesystem context; the call returns a new fd we own.
     unsafe {
         owned(libc::syscall(

@@ -104,6 +104,7 @@ fn run(
                     bundle: &b.dir,
                     no_pivot,
                     new_userns,
+                    mount_ns: true,
                     mount_label: None,
                 };
                 rootfs::prepare(&opts).map_err(|e| format!("prepare: {e}"))?;

@@ -223,7 +223,6 @@ fn argument_filters() {
 const ALLOW: &[&str] = &[
     "execve",
     "capset",
-    "close_range",
     "brk",
     "arch_prctl",
     "set_tid_address",

@@ -95,13 +95,35 @@ impl<'e> Ctx<'e> {
         args: &[&str],
         customize: impl FnOnce(&mut Command),
     ) -> Result<Running> {
+        let env = self.env;
+        self.spawn_runtime(&env.runtime, args, customize)
+    }
+
+    /// Like [`Ctx::spawn_with`], with another binary of the runtime (e.g. a copy of it).
+    pub fn spawn_binary(
+        &mut self,
+        binary: &Path,
+        args: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Running> {
+        let runtime = Runtime {
+            path: binary.to_path_buf(),
+            timeout: self.timeout(),
+        };
+        self.spawn_runtime(&runtime, args, customize)
+    }
+
+    fn spawn_runtime(
+        &mut self,
+        runtime: &Runtime,
+        args: &[&str],
+        customize: impl FnOnce(&mut Command),
+    ) -> Result<Running> {
         self.seq += 1;
         let tag = format!("{:03}-{}", self.seq, args.first().copied().unwrap_or("cmd"));
         let mut full = vec!["--root", self.state.to_str().expect("utf-8 temp path")];
         full.extend_from_slice(args);
-        self.env
-            .runtime
-            .spawn(&full, &self.dir.join("logs"), &tag, customize)
+        runtime.spawn(&full, &self.dir.join("logs"), &tag, customize)
     }
 
     pub fn spawn(&mut self, args: &[&str]) -> Result<Running> {

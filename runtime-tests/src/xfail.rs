@@ -21,6 +21,16 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ),
     (
         "runc",
+        "attack/runtime-exe-via-shebang",
+        "runc 1.1 runs its init from a read-only bind mount of its binary (the same inode): the container can open it through /proc/PID/exe, not write it (runc 1.2+ uses an overlayfs)",
+    ),
+    (
+        "runc",
+        "inside/no-mount-namespace",
+        "runc (1.5 too) runs a process `exec` adds to a container without a mount namespace in the runtime's root, not the container's; runc 1.1 fails `run` there already (it reads /proc/self/fd, and the rootfs has no /proc)",
+    ),
+    (
+        "runc",
         "attack/mask-with-fake-dev-null",
         "runc 1.1 masks with whatever the container's /dev/null is (CVE-2025-31133, fixed in runc 1.2.8)",
     ),

@@ -1,4 +1,5 @@
-//! Noticing the OOM killer in a container's cgroup, for `events`.
+//! Noticing the OOM killer in a container's cgroup, for `events` (and `create`, whose init it
+//! may kill).
 //!
 //! v1: an eventfd registered for memory.oom_control through cgroup.event_control; the kernel
 //! signals it on every OOM in the cgroup (and once more when the cgroup is removed, which is not
@@ -56,6 +57,21 @@ impl Cgroup {
             }
             _ => Ok(None),
         }
+    }
+}
+
+impl Cgroup {
+    /// Whether the OOM killer has killed a process of the cgroup (memory.oom_control's
+    /// `oom_kill` on v1, memory.events' on v2); false where neither can be read.
+    pub fn oom_killed(&self) -> bool {
+        let (dir, file) = match self.v1.iter().find(|h| h.has("memory")) {
+            Some(h) => (h.dir.as_path(), "memory.oom_control"),
+            None => match self.unified.as_deref() {
+                Some(dir) if self.v1.is_empty() => (dir, "memory.events"),
+                _ => return false,
+            },
+        };
+        stats::keyed(dir, file).is_ok_and(|c| c.get("oom_kill").is_some_and(|n| *n > 0))
     }
 }
 

@@ -24,6 +24,14 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs");
     }
     let store = Store::new(&cli.global.root);
+    // Whatever clones container processes runs from a sealed copy of its binary (CVE-2019-5736).
+    if matches!(
+        cli.command,
+        Command::Create(_) | Command::Run(_) | Command::Exec(_)
+    ) {
+        let seal = berth::sealed_exe::ensure(store.root())?;
+        tracing::debug!("runtime binary sealed: {seal:?}");
+    }
     match &cli.command {
         Command::Create(a) => create::create(&store, a),
         Command::Run(a) => create::run(&store, a),

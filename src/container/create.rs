@@ -221,7 +221,8 @@ fn make(
         hooks::run(HookKind::Prestart, sp.hooks().as_ref(), &oci)?;
         hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;
         Ok(oci)
-    })?;
+    })
+    .map_err(|e| explain_oom(e, &saved.cgroup))?;
     saved.pid_start = state::process_start(init)?
         .ok_or_else(|| Error::Init("container init exited during create".into()))?;
     let dir = undo.dir.as_ref().expect("set above");
@@ -236,6 +237,16 @@ fn make(
     );
     undo.dir = None;
     Ok(init)
+}
+
+/// An init the OOM killer ended could not say why: say it, as runc does.
+fn explain_oom(e: Error, cgroup: &Cgroup) -> Error {
+    if !cgroup.oom_killed() {
+        return e;
+    }
+    Error::Init(format!(
+        "container init was OOM-killed (linux.resources.memory.limit too low?): {e}"
+    ))
 }
 
 /// The per-process and Linux attributes of the spec that have their own modules.

@@ -4,7 +4,10 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
 use oci_spec::runtime::{Linux, Process};
 
 use super::run::Foreground;
@@ -12,7 +15,7 @@ use crate::namespaces::Plan;
 use crate::process::{self, sync, EnterArgs};
 use crate::security::{lsm, seccomp};
 use crate::state::{self, Status, Store};
-use crate::{Error, Result};
+use crate::{Context, Error, Result};
 
 pub struct ExecOptions<'a> {
     pub id: &'a str,
@@ -31,15 +34,7 @@ pub struct ExecOptions<'a> {
 /// Returns the exit code: 0 when detached, else the process's (128+N when killed by signal N).
 pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let process = &opts.process;
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::config("process.args: must not be empty"));
-    }
-    if !process.cwd().is_absolute() {
-        return Err(Error::config(format_args!(
-            "process.cwd {:?}: must be an absolute path",
-            process.cwd()
-        )));
-    }
+    crate::spec::validate_process(process)?;
     process::sched::validate(process)?;
     lsm::validate(process, None)?;
     let terminal = process.terminal().unwrap_or(false);
@@ -71,6 +66,19 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         .transpose()?;
     let state_json = serde_json::to_string(&state.oci(status)).expect("state serialises");
     let ns = Plan::of_process(state.init_pid())?;
+    // A container without a mount namespace of its own is chrooted: so is what joins it.
+    let root = if ns.joins(CloneFlags::CLONE_NEWNS) {
+        None
+    } else {
+        let path = format!("/proc/{}/root", state.init_pid());
+        let fd = nix::fcntl::open(
+            path.as_str(),
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {path}"))?;
+        Some(fd)
+    };
     // The namespaces are held open now. The lock goes before the process starts: it may join a
     // frozen cgroup (--ignore-paused) and wait there for `resume`, which needs the lock.
     drop(dir);
@@ -105,6 +113,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         state: &state_json,
         procfs: procfs.as_ref().map(|p| p.as_fd()),
         cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
+        root: root.as_ref().map(|fd| fd.as_fd()),
     };
     let spawned = process::spawn_enter(&args, &ns, &linux, &chan, child_chan)?;
     let first = spawned.pid;

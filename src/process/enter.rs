@@ -10,6 +10,10 @@ use crate::{console, Context, Result};
 
 pub(super) fn run(args: &EnterArgs, chan: &Channel) -> Result<Infallible> {
     let process = args.process;
+    if let Some(root) = args.root {
+        nix::unistd::fchdir(root).ctx(|| "chdir to the container's root")?;
+        nix::unistd::chroot(".").ctx(|| "chroot to the container's root")?;
+    }
     nix::unistd::setsid().ctx(|| "setsid")?;
     if let Some(socket) = args.console {
         console::setup_in_container(socket, process.console_size().as_ref())?;

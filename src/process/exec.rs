@@ -97,13 +97,14 @@ pub fn exec(prepared: Prepared, process: &Process, preserve_fds: u32) -> Result<
         .collect::<Result<Vec<_>>>()?;
     let program = &prepared.program;
     let path = cstr(&program.to_string_lossy())?;
+    // Before the filter, which need not allow close_range (runc marks them early too).
+    syscall::cloexec_from(3 + preserve_fds).ctx(|| "mark fds close-on-exec")?;
     if let Some(filter) = &prepared.seccomp {
         filter.load()?;
     }
     if let Some(sets) = prepared.caps {
         sets.set()?;
     }
-    syscall::cloexec_from(3 + preserve_fds).ctx(|| "mark fds close-on-exec")?;
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     Err(Error::sys(format!("exec {}", program.display()), err))
 }

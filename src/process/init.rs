@@ -60,6 +60,8 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
         bundle: &args.bundle.dir,
         no_pivot: args.no_pivot,
         new_userns: userns,
+        mount_ns: args.ns.new.contains(CloneFlags::CLONE_NEWNS)
+            || args.ns.joins(CloneFlags::CLONE_NEWNS),
         mount_label: lsm::mount_label(linux),
     };
     rootfs::prepare(&opts)?;
@@ -81,7 +83,10 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
             .console
             .ok_or_else(|| Error::Usage("process.terminal needs a console socket".into()))?;
         let pty = console::setup_in_container(socket, process.console_size().as_ref())?;
-        console::bind_console(&pty)?;
+        // A bind on /dev/console would be a mount in the runtime's own mount namespace.
+        if opts.mount_ns {
+            console::bind_console(&pty)?;
+        }
     }
     rootfs::finalize(&opts)?;
 

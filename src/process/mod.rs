@@ -59,6 +59,8 @@ pub struct EnterArgs<'a> {
     /// As in [`InitArgs`], when the process has LSM labels to set.
     pub procfs: Option<BorrowedFd<'a>>,
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// The init's root, to chroot into when the container has no mount namespace to join.
+    pub root: Option<BorrowedFd<'a>>,
 }
 
 /// What every spawned container process needs before its own part runs.
@@ -179,10 +181,10 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
     // The runtime blocks signals to forward them; the container starts with none blocked.
     nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .ctx(|| "reset signal mask")?;
-    // Until it execs, this process is the runtime's binary. Non-dumpable, its /proc/<pid>/exe
-    // (and the rest of /proc/<pid>) is closed to the container's processes, which could otherwise
-    // open the host binary through it and overwrite it once we exit (CVE-2019-5736). execve
-    // makes the container's program dumpable again.
+    // Until it execs, this process is the runtime (run from a sealed copy, see sealed_exe.rs).
+    // Non-dumpable, its /proc/<pid> (exe, fds, memory) is closed to the container's processes
+    // meanwhile; execve makes the program dumpable again, so this alone is no defence against
+    // CVE-2019-5736: the sealed copy is.
     nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
     // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec.
     // SAFETY: restoring a default disposition installs no handler.

@@ -29,16 +29,34 @@ pub fn switch(user: &User) -> Result<()> {
         Err(nix::errno::Errno::EPERM) if gids.is_empty() => {}
         r => r.ctx(|| format!("process.user.additionalGids: setgroups {gids:?}"))?,
     }
-    let gid = Gid::from_raw(user.gid());
-    setresgid(gid, gid, gid).ctx(|| format!("process.user.gid: setresgid {gid}"))?;
+    let gid = Gid::from_raw(mapped(user.gid(), "gid")?);
+    setresgid(gid, gid, gid).map_err(|e| id_error("gid", gid.as_raw(), e))?;
     nix::sys::prctl::set_keepcaps(true).ctx(|| "set keepcaps")?;
-    let uid = Uid::from_raw(user.uid());
-    setresuid(uid, uid, uid).ctx(|| format!("process.user.uid: setresuid {uid}"))?;
+    let uid = Uid::from_raw(mapped(user.uid(), "uid")?);
+    setresuid(uid, uid, uid).map_err(|e| id_error("uid", uid.as_raw(), e))?;
     nix::sys::prctl::set_keepcaps(false).ctx(|| "clear keepcaps")?;
     if let Some(mask) = user.umask() {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }
     Ok(())
+}
+
+/// The kernel reads an id of -1 as "leave unchanged": as the process's id it would keep root.
+fn mapped(id: u32, kind: &str) -> Result<u32> {
+    if id == u32::MAX {
+        return Err(id_error(kind, id, nix::errno::Errno::EINVAL));
+    }
+    Ok(id)
+}
+
+/// A refused setres[ug]id, worded as runc words an id the user namespace does not map.
+fn id_error(kind: &str, id: u32, errno: nix::errno::Errno) -> Error {
+    if errno == nix::errno::Errno::EINVAL {
+        return Error::Init(format!(
+            "process.user.{kind}: cannot set{kind} to unmapped {kind} {id}"
+        ));
+    }
+    Error::sys(format!("process.user.{kind}: setres{kind} {id}"), errno)
 }
 
 /// chdir to process.cwd, then make sure the cwd really is inside the container: a cwd reached

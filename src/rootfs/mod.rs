@@ -31,6 +31,9 @@ pub struct Options<'a> {
     pub no_pivot: bool,
     /// In a new user namespace: devices are bind-mounted from the host instead of created.
     pub new_userns: bool,
+    /// In a mount namespace of its own (new or joined). Without one (the runtime's is shared,
+    /// and create refused everything that mounts) the rootfs is only chrooted into.
+    pub mount_ns: bool,
     /// linux.mountLabel ([`crate::security::lsm::mount_label`]; create refuses it without
     /// SELinux). As in runc: the `context=` option of every new filesystem mount but proc, sysfs
     /// and cgroup2 (bind mounts keep their labels), and the label of the mqueue mount's root.
@@ -50,6 +53,13 @@ pub fn validate(spec: &Spec) -> Result<()> {
             .map_err(|e| Error::config(format!("mounts[{i}].destination: {e}")))?;
         let o = mount::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::config(format!("mounts[{i}].options: {e}")))?;
+        let typ = m.typ().as_deref().unwrap_or_default();
+        // A bind is checked once its source is open (it may be a procfs).
+        if mount::is_proc(m.destination()) && typ != "proc" && !o.is_bind() && typ != "bind" {
+            return Err(Error::config(format!(
+                "mounts[{i}]: {typ:?} at /proc: only a procfs (type proc, or a bind of one) may be mounted there"
+            )));
+        }
         if (o.is_bind() || m.typ().as_deref() == Some("bind")) && m.source().is_none() {
             return Err(Error::config(format!(
                 "mounts[{i}].source: required for a bind mount"
@@ -124,6 +134,9 @@ fn set_propagation(path: &Path, flags: MsFlags) -> Result<()> {
 /// Step 1, before pivot: root propagation, the rootfs as a mount point, `mounts`, /dev.
 pub fn prepare(opts: &Options) -> Result<()> {
     validate(opts.spec)?;
+    if !opts.mount_ns {
+        return Ok(());
+    }
     let propagation = root_propagation(opts.spec)?.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC);
     set_propagation(Path::new("/"), propagation)?;
     make_parent_private(opts.rootfs)?;
@@ -147,7 +160,9 @@ pub fn prepare(opts: &Options) -> Result<()> {
 }
 
 /// pivot_root refuses a new root whose parent mount is shared (possible with a shared
-/// rootfsPropagation): make the mount holding the rootfs private in that case.
+/// rootfsPropagation), and nothing on an unbindable mount can be bound (an unbindable one):
+/// make the mount holding the rootfs private in those cases. The final propagation is set on
+/// the new root after pivot ([`finalize`]).
 fn make_parent_private(rootfs: &Path) -> Result<()> {
     let mounts = crate::mountinfo::read()?;
     let parent = mounts
@@ -155,7 +170,11 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
         .filter(|m| rootfs.starts_with(&m.mount_point))
         .max_by_key(|m| m.mount_point.components().count());
     match parent {
-        Some(m) if m.optional.iter().any(|o| o.starts_with("shared:")) => {
+        Some(m)
+            if m.optional
+                .iter()
+                .any(|o| o.starts_with("shared:") || o == "unbindable") =>
+        {
             set_propagation(&m.mount_point, MsFlags::MS_PRIVATE)
         }
         _ => Ok(()),
@@ -164,7 +183,9 @@ fn make_parent_private(rootfs: &Path) -> Result<()> {
 
 /// Step 3: make the rootfs the process's root; cwd ends at `/`.
 pub fn pivot(opts: &Options) -> Result<()> {
-    if opts.no_pivot {
+    if !opts.mount_ns {
+        pivot::chroot_to(opts.rootfs)
+    } else if opts.no_pivot {
         pivot::move_root_to(opts.rootfs)
     } else {
         pivot::pivot_root_to(opts.rootfs)
@@ -173,6 +194,9 @@ pub fn pivot(opts: &Options) -> Result<()> {
 
 /// Step 5, after pivot: final root propagation, read-only root, read-only and masked paths.
 pub fn finalize(opts: &Options) -> Result<()> {
+    if !opts.mount_ns {
+        return Ok(());
+    }
     if let Some(p) = root_propagation(opts.spec)? {
         set_propagation(Path::new("/"), p)?;
     }

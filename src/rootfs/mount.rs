@@ -54,15 +54,9 @@ const PROC_DESTINATIONS: &[&str] = &[
 /// Reject a destination below /proc that is not in [`PROC_DESTINATIONS`] (judged lexically,
 /// with `..` folded; [`mount_entry`] also checks where it really resolves).
 pub(crate) fn check_destination(dest: &Path) -> std::result::Result<(), String> {
-    let mut clean = PathBuf::from("/");
-    for c in dest.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                clean.pop();
-            }
-            std::path::Component::Normal(n) => clean.push(n),
-            _ => {}
-        }
+    let clean = lexical(dest);
+    if clean == Path::new("/") {
+        return Err("\"/\" would cover the whole rootfs (root.path is the container's /)".into());
     }
     let proc = Path::new("/proc");
     if clean == proc
@@ -73,6 +67,27 @@ pub(crate) fn check_destination(dest: &Path) -> std::result::Result<(), String> 
     } else {
         Err(format!("{} is inside /proc", dest.display()))
     }
+}
+
+/// `dest` made absolute with `..` folded, without looking at the filesystem.
+fn lexical(dest: &Path) -> PathBuf {
+    let mut clean = PathBuf::from("/");
+    for c in dest.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::Normal(n) => clean.push(n),
+            _ => {}
+        }
+    }
+    clean
+}
+
+/// Whether `dest` is /proc itself, where only a procfs may go (as in runc): anything else
+/// leaves the container without one, and masked and read-only paths without meaning.
+pub(crate) fn is_proc(dest: &Path) -> bool {
+    lexical(dest) == Path::new("/proc")
 }
 
 /// Parsed `options` of one mount.
@@ -322,7 +337,14 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         let source = source.ok_or_else(|| {
             Error::config(format!("mounts[{index}].source: required for a bind mount"))
         })?;
-        bind(opts, root, source, dest, o.flags, o.cleared).ctx(what)?
+        let target = bind(opts, root, source, dest, o.flags, o.cleared).ctx(what)?;
+        if is_proc(dest) && fstatfs(&target).ctx(what)?.filesystem_type() != PROC_SUPER_MAGIC {
+            return Err(Error::config(format!(
+                "mounts[{index}]: {} bound at /proc is not a procfs",
+                source.display()
+            )));
+        }
+        target
     } else if typ == "sysfs"
         && opts.new_userns
         && !has_namespace(opts.spec, LinuxNamespaceType::Network)

@@ -53,3 +53,10 @@ pub(crate) fn move_root_to(rootfs: &Path) -> Result<()> {
     chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
     chdir("/").ctx(|| "chdir /")
 }
+
+/// Without a mount namespace of its own: chroot only, the runtime's mounts are left alone.
+pub(crate) fn chroot_to(rootfs: &Path) -> Result<()> {
+    chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    chroot(".").ctx(|| format!("chroot {}", rootfs.display()))?;
+    chdir("/").ctx(|| "chdir /")
+}

@@ -4,7 +4,7 @@
 //!
 //! As with runc, a profile must allow what the runtime still does after the load: capset (when
 //! the filter needed CAP_SYS_ADMIN, see [`crate::process::exec::prepare`]), sendmsg (with a
-//! listener), close_range and execve.
+//! listener) and execve.
 
 use std::fs::File;
 use std::io::{Read, Seek};

@@ -9,13 +9,15 @@ use crate::report::Report;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub const TESTS: &[Test] = &[
     ("attack/runtime-exe-via-proc", runtime_exe_via_proc),
+    ("attack/runtime-exe-via-shebang", runtime_exe_via_shebang),
     ("attack/cwd-through-leaked-fd", cwd_through_leaked_fd),
     ("attack/mount-through-symlink", mount_through_symlink),
     ("attack/mount-symlink-race", mount_symlink_race),
@@ -63,6 +65,116 @@ fn runtime_exe_via_proc(ctx: &mut Ctx) -> Result<()> {
         got["writable"] == false,
         "the container could open the runtime binary for writing: {got}"
     );
+    Ok(())
+}
+
+/// CVE-2019-5736 as it was exploited: in a glibc image, `/evil.sh` is `#!/proc/self/exe`, so
+/// `exec CID /evil.sh` runs whatever /proc/self/exe is in the process the runtime starts. Were
+/// that the runtime's host binary, a container process could hold it through /proc/PID/exe and
+/// write to it once no runtime runs it. The runtime here is a copy, which the attacker really
+/// tries to overwrite (the container is detached, so only the `exec` runs the copy). The exec'd
+/// binary's stdout is a full pipe: it blocks on its first write (`--version`'s) until the
+/// attacker has had its chance, however busy the host.
+fn runtime_exe_via_shebang(ctx: &mut Ctx) -> Result<()> {
+    let name = ctx
+        .env
+        .runtime
+        .path
+        .file_name()
+        .context("runtime file name")?;
+    let copy = ctx.dir.join("runtime-copy").join(name);
+    fs::create_dir_all(copy.parent().context("copy dir")?)?;
+    fs::copy(&ctx.env.runtime.path, &copy)?;
+    let original = fs::read(&copy)?;
+    let meta = fs::metadata(&copy)?;
+    let (dev, ino) = (meta.dev(), meta.ino());
+    let attack = format!(
+        "/checker attack-exe {dev} {ino} {} write > /attack-report",
+        ctx.timeout().as_secs()
+    );
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["sh", "-c", attack]))?;
+    glibc_image(&b.rootfs(), &copy)?;
+    let evil = b.rootfs().join("evil.sh");
+    fs::write(&evil, "#!/proc/self/exe --version\n")?;
+    fs::set_permissions(&evil, fs::Permissions::from_mode(0o755))?;
+    let detach = ["run", "--detach", "--bundle", b.dir_str(), &b.id];
+    ctx.spawn_binary(&copy, &detach, |_| {})?.wait()?.ok()?;
+    ctx.wait_status(&b.id, "running")?;
+
+    let (rd, wr) = full_pipe()?;
+    let exec = ctx.spawn_binary(&copy, &["exec", &b.id, "/evil.sh"], |cmd| {
+        cmd.stdout(wr);
+    })?;
+    // The attacker needs microseconds once the process is there; a fixed runtime costs the wait.
+    let caught = b.rootfs().join("attack-caught");
+    let deadline = Instant::now() + ctx.timeout() / 10;
+    while !caught.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut fs::File::from(rd), &mut out);
+        String::from_utf8_lossy(&out).to_lowercase()
+    });
+    exec.wait()?;
+    // The script ran a runtime binary (sealed or not) inside the container.
+    let ran = reader.join().is_ok_and(|out| out.contains("version"));
+
+    fs::write(b.rootfs().join("attack-stop"), "")?;
+    ctx.wait_status(&b.id, "stopped")?;
+    let report = fs::read_to_string(b.rootfs().join("attack-report"))?;
+    let got: Value =
+        serde_json::from_str(report.trim()).with_context(|| format!("attacker said {report:?}"))?;
+    ensure!(
+        fs::read(&copy)? == original,
+        "the container overwrote the runtime binary (a copy) through /proc/PID/exe: {got}"
+    );
+    ensure!(
+        got["opened"] == json!([]),
+        "a container process ran the runtime's host binary (a copy), which the container opened through /proc/PID/exe: {got}"
+    );
+    ensure!(
+        ran,
+        "`exec /evil.sh` did not run the runtime binary in the glibc image: the test proves nothing"
+    );
+    Ok(())
+}
+
+/// A pipe whose buffer is full, so the first write to its (blocking) write end blocks until
+/// the read end is read.
+fn full_pipe() -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    fcntl(&wr, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    while nix::unistd::write(&wr, &[0u8; 4096]).is_ok() {}
+    while nix::unistd::write(&wr, &[0u8]).is_ok() {}
+    fcntl(&wr, FcntlArg::F_SETFL(OFlag::empty()))?;
+    Ok((rd, wr))
+}
+
+/// Make `rootfs` a glibc image that can run `binary`: its dynamic loader and libraries, copied
+/// from the host to the same paths, as `ldd` lists them (or the loader itself, where there is
+/// no ldd, as in the test VM).
+fn glibc_image(rootfs: &Path, binary: &Path) -> Result<()> {
+    let out = match std::process::Command::new("ldd").arg(binary).output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::process::Command::new("/lib64/ld-linux-x86-64.so.2")
+                .arg("--list")
+                .arg(binary)
+                .output()?
+        }
+        r => r?,
+    };
+    // A static runtime needs nothing (ldd then fails).
+    let text = String::from_utf8_lossy(&out.stdout);
+    for lib in text.lines().filter_map(|l| {
+        let path = l.split("=>").last()?.split_whitespace().next()?;
+        path.starts_with('/').then_some(path)
+    }) {
+        let to = rootfs.join(lib.trim_start_matches('/'));
+        fs::create_dir_all(to.parent().context("library dir")?)?;
+        fs::copy(lib, &to).with_context(|| format!("copying {lib}"))?;
+    }
     Ok(())
 }
 

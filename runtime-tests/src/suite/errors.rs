@@ -86,6 +86,31 @@ pub const TESTS: &[Test] = &[
     ("create-error/program-not-executable", |c| {
         program_fails(c, "/etc/passwd", &["permission denied"])
     }),
+    // -1 is "unchanged" to setresuid(2): the process would stay root.
+    ("create-error/uid-minus-one", |c| {
+        create_fails_naming(c, "uid", |v| v["process"]["user"]["uid"] = json!(u32::MAX))
+    }),
+    ("create-error/gid-minus-one", |c| {
+        create_fails_naming(c, "gid", |v| v["process"]["user"]["gid"] = json!(u32::MAX))
+    }),
+    // Refused at create, not found out inside the container once `start` has said yes.
+    ("create-error/env-without-equals", |c| {
+        create_fails_naming(c, "env", |v| push_env(v, "NO_EQUALS_SIGN"))
+    }),
+    ("create-error/env-with-nul", |c| {
+        create_fails_naming(c, "env", |v| push_env(v, "A=before\u{0}after"))
+    }),
+    // Only a procfs may be the container's /proc: masked and read-only paths mean nothing on a
+    // tmpfs, and the runtime would write procfs files into it.
+    ("create-error/tmpfs-at-proc", |c| {
+        create_fails_naming(c, "proc", |v| {
+            for m in v["mounts"].as_array_mut().expect("mounts") {
+                if m["destination"] == "/proc" {
+                    *m = json!({ "destination": "/proc", "type": "tmpfs", "source": "tmpfs" });
+                }
+            }
+        })
+    }),
     // linux.resources the kernel would refuse, or that no kernel file takes.
     ("create-error/negative-memory-limit", |c| {
         create_fails_naming(c, "memory", |v| {
@@ -115,6 +140,13 @@ pub const TESTS: &[Test] = &[
         })
     }),
 ];
+
+fn push_env(config: &mut Value, entry: &str) {
+    config["process"]["env"]
+        .as_array_mut()
+        .expect("base config has env")
+        .push(json!(entry));
+}
 
 /// The highest CPU number this host could ever have.
 fn last_possible_cpu() -> Result<u32> {

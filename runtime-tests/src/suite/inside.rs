@@ -45,6 +45,7 @@ pub const TESTS: &[Test] = &[
     ("inside/no-new-privileges", no_new_privileges),
     ("inside/cgroup-path", cgroup_path),
     ("inside/cgroup-namespace-root", cgroup_namespace_root),
+    ("inside/no-mount-namespace", no_mount_namespace),
 ];
 
 const EROFS: i64 = libc::EROFS as i64;
@@ -768,7 +769,13 @@ fn no_pivot(ctx: &mut Ctx) -> Result<()> {
 
 /// linux.rootfsPropagation: the container's `/` has the configured propagation.
 fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
-    for (prop, shared) in [("rshared", true), ("rprivate", false)] {
+    // Optional fields (between the mount options and " - ") carry "shared:N" for a shared mount
+    // and "unbindable" for an unbindable one.
+    for (prop, field, has) in [
+        ("rshared", "shared:", true),
+        ("rprivate", "shared:", false),
+        ("unbindable", "unbindable", true),
+    ] {
         let r = ctx.check(|v| v["linux"]["rootfsPropagation"] = json!(prop), &[])?;
         let root = r
             .get("mountinfo")
@@ -779,12 +786,72 @@ fn rootfs_propagation(ctx: &mut Ctx) -> Result<()> {
             .rfind(|l| l.split_whitespace().nth(4) == Some("/"))
             .context("no / in mountinfo")?
             .to_string();
-        // Optional fields (between the mount options and " - ") carry "shared:N" for a shared mount.
         let optional = root.split(" - ").next().unwrap_or_default();
         ensure!(
-            optional.contains("shared:") == shared,
+            optional.contains(field) == has,
             "rootfsPropagation {prop}: / is {root:?}"
         );
     }
+    Ok(())
+}
+
+/// Without a mount namespace in the config the container inherits the runtime's (the spec),
+/// rooted in its rootfs, and so does a process `exec` adds. The runtime runs in a throwaway mount
+/// namespace here, so that nothing it may do to its own (runc makes / rslave and binds the
+/// rootfs onto itself there) reaches the host's.
+fn no_mount_namespace(ctx: &mut Ctx) -> Result<()> {
+    let holder = ctx
+        .child(Command::new("unshare").args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sleep",
+            "300",
+        ]))?
+        .to_string();
+    let host = ns_inode("self", "mnt")?;
+    wait_for(ctx, "unshare to enter its mount namespace", || {
+        ns_inode(&holder, "mnt").is_ok_and(|i| i != host)
+    })?;
+    let throwaway = ns_inode(&holder, "mnt")?;
+    let ns = fs::File::open(format!("/proc/{holder}/ns/mnt"))?;
+    let in_throwaway = |cmd: &mut Command| {
+        let fd = ns.as_raw_fd();
+        // SAFETY: setns(2) is async-signal-safe and only reads the fd, which outlives the spawn.
+        unsafe {
+            cmd.pre_exec(move || match libc::setns(fd, libc::CLONE_NEWNS) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
+    };
+    let b = ctx.bundle(|v| {
+        v["process"]["args"] = json!(["sleep", "300"]);
+        v["mounts"] = json!([]);
+        for paths in ["maskedPaths", "readonlyPaths"] {
+            v["linux"][paths] = json!([]);
+        }
+        v["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .retain(|n| n["type"] != "mount");
+    })?;
+    let run = ["run", "--detach", "--bundle", b.dir_str(), &b.id];
+    ctx.spawn_with(&run, in_throwaway)?.wait()?.ok()?;
+    let pid = super::lifecycle::pid_of(&ctx.wait_status(&b.id, "running")?)?;
+    let inner = ns_inode(&pid.to_string(), "mnt")?;
+    ensure!(
+        inner == throwaway,
+        "the container's mount namespace {inner} is not the runtime's {throwaway}"
+    );
+    let root = fs::read_link(format!("/proc/{pid}/root"))?;
+    ensure!(
+        root == b.rootfs().canonicalize()?,
+        "the container's root is {}",
+        root.display()
+    );
+    // /checker exists only in the rootfs.
+    let exec = ["exec", &b.id, "/checker"];
+    ctx.spawn_with(&exec, in_throwaway)?.wait()?.ok()?;
     Ok(())
 }

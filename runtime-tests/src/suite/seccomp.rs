@@ -34,6 +34,12 @@ pub const TESTS: &[Test] = &[
         run(c, &["true"], profile.clone(), true)?.ok()?;
         run(c, &["true"], profile, false)?.ok().map(drop)
     }),
+    // A profile need not allow close_range: the runtime marks its fds close-on-exec before the load.
+    ("seccomp/close-range-blocked-runtime-works", |c| {
+        let profile = allow_but(json!([{ "names": ["close_range"], "action": "SCMP_ACT_ERRNO" }]));
+        run(c, &["true"], profile.clone(), true)?.ok()?;
+        run(c, &["true"], profile, false)?.ok().map(drop)
+    }),
     ("seccomp/no-cap-sys-admin-left", no_cap_sys_admin_left),
     ("seccomp/exec-gets-the-filter", exec_gets_the_filter),
     ("seccomp/notify-listener", notify_listener),

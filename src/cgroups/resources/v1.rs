@@ -271,26 +271,26 @@ fn hugepages<'a>(
     }
 }
 
-/// net_cls and net_prio are applied only where mounted, as runc does.
+/// net_cls and net_prio; without their hierarchy the setting is refused, not dropped (runc
+/// drops it): a class id other rules rely on would silently not be there.
 fn network<'a>(r: &LinuxResources, dir: &impl Fn(&str, &str) -> Result<&'a Path>) -> Result<()> {
     let Some(n) = r.network() else { return Ok(()) };
     if let Some(id) = n.class_id() {
-        match dir("net_cls", "network.classID") {
-            Ok(d) => set("network.classID", d, "net_cls.classid", id)?,
-            Err(e) => tracing::debug!("{e}; ignored"),
-        }
+        set(
+            "network.classID",
+            dir("net_cls", "network.classID")?,
+            "net_cls.classid",
+            id,
+        )?;
     }
     for (i, p) in n.priorities().iter().flatten().enumerate() {
         let field = format!("network.priorities[{i}]");
-        match dir("net_prio", &field) {
-            Ok(d) => set(
-                &field,
-                d,
-                "net_prio.ifpriomap",
-                format!("{} {}", p.name(), p.priority()),
-            )?,
-            Err(e) => tracing::debug!("{e}; ignored"),
-        }
+        set(
+            &field,
+            dir("net_prio", &field)?,
+            "net_prio.ifpriomap",
+            format!("{} {}", p.name(), p.priority()),
+        )?;
     }
     Ok(())
 }

@@ -111,10 +111,20 @@ pub(super) fn limits(dir: &Path, r: &LinuxResources) -> Result<()> {
             rdma_line(dev, limit.hca_handles(), limit.hca_objects()),
         )?;
     }
-    if r.network().is_some() {
-        tracing::debug!(
-            "linux.resources.network: no net_cls/net_prio on cgroup v2; ignored as runc does"
-        );
+    // Refused rather than dropped as runc does: a class id other rules rely on would be missing.
+    if let Some(n) = r.network() {
+        if n.class_id().is_some() {
+            return Err(unsupported(
+                "network.classID",
+                "cgroup v2 has no net_cls controller",
+            ));
+        }
+        if n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
+            return Err(unsupported(
+                "network.priorities",
+                "cgroup v2 has no net_prio controller",
+            ));
+        }
     }
     unified(dir, r.unified().as_ref())
 }

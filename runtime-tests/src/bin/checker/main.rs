@@ -7,7 +7,7 @@
 //! path's security.selinux attribute), or open-r, open-w, open-rw (open and close, nothing
 //! more: for device nodes), directread (read DIRECT_READ bytes with O_DIRECT and report how
 //! long it took), or mknod:TYPE:MAJOR:MINOR:PATH (TYPE c or b); or
-//! /checker attack-exe DEV INO SECONDS (see `attack`).
+//! /checker attack-exe DEV INO SECONDS [write] (see `attack`).
 
 mod attack;
 
@@ -40,9 +40,10 @@ fn main() {
         let num = |i: usize| {
             args.get(i)
                 .and_then(|a| a.parse().ok())
-                .expect("attack-exe DEV INO SECONDS")
+                .expect("attack-exe DEV INO SECONDS [write]")
         };
-        println!("{}", attack::runtime_exe(num(2), num(3), num(4)));
+        let write = args.get(5).is_some_and(|a| a == "write");
+        println!("{}", attack::runtime_exe(num(2), num(3), num(4), write));
         return;
     }
     let probes: Map<String, Value> = std::env::args()
