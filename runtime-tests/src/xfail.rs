@@ -258,6 +258,7 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ("runc15", "attrs/memory-policy-bad-node", "runc 1.5.3 fails in the init's set_mempolicy (EINVAL) with an error that does not name linux.memoryPolicy"),
     ("runc15", "attrs/net-devices-need-netns", "runc 1.5.3 refuses linux.netDevices without a network namespace, but its error does not name the field"),
     ("runc15", "attrs/net-devices-missing-device", "runc 1.5.3 fails on a missing device with an error that names the device, not the field"),
+    ("runc15", "inside/no-mount-namespace", "runc 1.5.3 runs a process `exec` adds to a container without a mount namespace in the runtime's root, not the container's"),
     ("runc15", "selinux/mount-label-without-selinux", "runc 1.5.3 passes context= to the kernel without SELinux: the mount fails (EINVAL) with an error naming the mount's data, not the field"),
 ];
 
