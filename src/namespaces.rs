@@ -163,14 +163,57 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Write the uid/gid maps of a process that just made a new user namespace.
 pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux, procfs: BorrowedFd) -> Result<()> {
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
-    ] {
-        let text = map_text(maps.as_deref().unwrap_or_default());
-        procfs::write(procfs, &format!("{pid}/{file}"), text.as_bytes())?;
+    write_maps(
+        pid,
+        linux.uid_mappings().as_deref().unwrap_or_default(),
+        linux.gid_mappings().as_deref().unwrap_or_default(),
+        procfs,
+    )
+}
+
+fn write_maps(
+    pid: nix::unistd::Pid,
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+    procfs: BorrowedFd,
+) -> Result<()> {
+    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+        procfs::write(procfs, &format!("{pid}/{file}"), map_text(maps).as_bytes())?;
     }
     Ok(())
+}
+
+/// An fd of a new user namespace with these maps and no process in it (for MOUNT_ATTR_IDMAP).
+/// A child made in it waits on a pipe while its maps are written and the namespace is opened,
+/// then exits on the pipe's EOF and is reaped: no process is left, even if the caller dies.
+pub fn userns_with_maps(
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+    procfs: BorrowedFd,
+) -> Result<OwnedFd> {
+    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+    let Some(pid) = crate::syscall::clone_fork(CloneFlags::CLONE_NEWUSER)
+        .ctx(|| "clone a process into a new user namespace")?
+    else {
+        drop(wr);
+        let _ = nix::unistd::read(&rd, &mut [0u8]);
+        // SAFETY: _exit ends this forked child at once, running nothing of the parent's.
+        unsafe { libc::_exit(0) }
+    };
+    drop(rd);
+    let ns = write_maps(pid, uid, gid, procfs).and_then(|()| {
+        let path = format!("{pid}/ns/user");
+        nix::fcntl::openat(
+            procfs,
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open /proc/{path}"))
+    });
+    drop(wr);
+    nix::sys::wait::waitpid(pid, None).ctx(|| format!("wait for {pid}"))?;
+    ns
 }
 
 /// Write linux.timeOffsets for the time namespace this process just unshared (before any

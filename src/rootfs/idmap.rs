@@ -1,0 +1,405 @@
+//! Idmapped bind mounts: `mounts[].uidMappings`/`gidMappings`, the `idmap` and `ridmap` options
+//! (runtime-spec 1.2) and crun's `idmap=uids=...;gids=...` form.
+//!
+//! Only a process privileged over the source's filesystem (the host's user namespace) may idmap
+//! a mount, which the init, in the container's user namespace, is not. So the runtime makes the
+//! mounts before the clone, as runc does: a detached copy of the source (open_tree
+//! OPEN_TREE_CLONE, with its submounts for `rbind`), MOUNT_ATTR_IDMAP set with a user namespace
+//! made for the mapping (on every mount of the copy for `ridmap`). The init inherits the fds and
+//! attaches each copy with move_mount where the bind would go.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceType, Mount, Spec};
+
+use super::mount::{self, MountOptions};
+use super::paths;
+use crate::{namespaces, syscall, Context, Error, Result};
+
+/// mount_setattr(2)'s attribute (linux/mount.h, Linux 5.12).
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `idmap` / `ridmap` as given in a mount's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IdmapOption {
+    /// `ridmap`: every mount of the tree is idmapped, not only its top.
+    pub recursive: bool,
+    /// crun's `uids=` / `gids=` ranges; None: the mount's mappings or the container's.
+    pub uids: Option<Vec<IdRange>>,
+    pub gids: Option<Vec<IdRange>>,
+}
+
+/// One range of crun's form, `[@]FS-TARGET-SIZE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdRange {
+    /// The first id on the backing filesystem.
+    pub fs: u32,
+    /// The id it appears as: on the host, or with `@` in the container's user namespace.
+    pub target: u32,
+    pub size: u32,
+    pub relative: bool,
+}
+
+/// Parse `idmap`, `ridmap` and their `=uids=...;gids=...` forms; None for any other option.
+pub(crate) fn parse_option(opt: &str) -> Option<std::result::Result<IdmapOption, String>> {
+    let (name, value) = opt
+        .split_once('=')
+        .map_or((opt, None), |(n, v)| (n, Some(v)));
+    let recursive = match name {
+        "idmap" => false,
+        "ridmap" => true,
+        _ => return None,
+    };
+    Some(parse_ranges(opt, value).map(|(uids, gids)| IdmapOption {
+        recursive,
+        uids,
+        gids,
+    }))
+}
+
+type Ranges = Option<Vec<IdRange>>;
+
+/// `uids=RANGES;gids=RANGES` (either may be absent), ranges separated by `#`.
+fn parse_ranges(opt: &str, value: Option<&str>) -> std::result::Result<(Ranges, Ranges), String> {
+    let (mut uids, mut gids) = (None, None);
+    for part in value.into_iter().flat_map(|v| v.split(';')) {
+        let bad = || format!("option {opt:?}: expected uids=RANGES;gids=RANGES, got {part:?}");
+        let (which, ranges) = part.split_once('=').ok_or_else(bad)?;
+        let slot = match which {
+            "uids" => &mut uids,
+            "gids" => &mut gids,
+            _ => return Err(bad()),
+        };
+        *slot = Some(
+            ranges
+                .split('#')
+                .map(|r| {
+                    parse_range(r).ok_or_else(|| {
+                        format!("option {opt:?}: bad range {r:?} (want [@]FS-ID-SIZE)")
+                    })
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?,
+        );
+    }
+    Ok((uids, gids))
+}
+
+fn parse_range(r: &str) -> Option<IdRange> {
+    let (relative, r) = r.strip_prefix('@').map_or((false, r), |r| (true, r));
+    let mut n = r.split('-').map(|x| x.parse::<u32>().ok());
+    let (fs, target, size) = (n.next()??, n.next()??, n.next()??);
+    n.next().is_none().then_some(IdRange {
+        fs,
+        target,
+        size,
+        relative,
+    })
+}
+
+/// Where an idmapped mount's mapping comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Maps {
+    /// The user namespace the container joins (linux.namespaces path).
+    Joined,
+    Given {
+        uid: Vec<LinuxIdMapping>,
+        gid: Vec<LinuxIdMapping>,
+    },
+}
+
+/// The checked idmapping of one mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// Copy the submounts too (`rbind`).
+    pub tree: bool,
+    /// Idmap every mount of the copy (`ridmap`).
+    pub recursive: bool,
+    pub maps: Maps,
+}
+
+/// The idmapping `m` asks for, None if none; the error says what is wrong (the caller names the
+/// mount). What runc 1.5 refuses is refused with the same meaning: idmapping anything but a bind
+/// mount, and a mapping with only uids or only gids.
+pub(crate) fn plan(
+    spec: &Spec,
+    m: &Mount,
+    o: &MountOptions,
+) -> std::result::Result<Option<Plan>, String> {
+    // runtime-spec 1.2: empty mappings with [r]idmap mean the container's.
+    let uid = m.uid_mappings().as_ref().filter(|v| !v.is_empty());
+    let gid = m.gid_mappings().as_ref().filter(|v| !v.is_empty());
+    let option = o.idmap.as_ref();
+    if option.is_none() && m.uid_mappings().is_none() && m.gid_mappings().is_none() {
+        return Ok(None);
+    }
+    if !(o.is_bind() || m.typ().as_deref() == Some("bind")) {
+        return Err("id-mapped mounts are only supported for bind mounts".into());
+    }
+    let crun = option.is_some_and(|i| i.uids.is_some() || i.gids.is_some());
+    if crun && (uid.is_some() || gid.is_some()) {
+        return Err("uidMappings/gidMappings and idmap=uids=...;gids=... both given".into());
+    }
+    let container = container_maps(spec);
+    let maps = match (uid, gid) {
+        (Some(u), Some(g)) => Maps::Given {
+            uid: u.clone(),
+            gid: g.clone(),
+        },
+        (Some(_), None) | (None, Some(_)) => {
+            return Err("id-mapped mounts must have both uidMappings and gidMappings".into())
+        }
+        (None, None) if crun => {
+            let i = option.expect("crun form");
+            let (cu, cg) = match &container {
+                Some(Maps::Given { uid, gid }) => (Some(uid.as_slice()), Some(gid.as_slice())),
+                _ => (None, None),
+            };
+            let side = |ranges: &Option<Vec<IdRange>>, own: Option<&[LinuxIdMapping]>, what| {
+                match ranges {
+                    Some(r) => to_mappings(r, own, what),
+                    None => own.map(<[_]>::to_vec).ok_or_else(|| {
+                        format!("idmap: no {what}s= given and no linux.{what}Mappings to take them from")
+                    }),
+                }
+            };
+            Maps::Given {
+                uid: side(&i.uids, cu, "uid")?,
+                gid: side(&i.gids, cg, "gid")?,
+            }
+        }
+        (None, None) => container.ok_or(
+            "id-mapped mounts must have both uid and gid mappings specified \
+             (no mapping given and no user namespace to take it from)",
+        )?,
+    };
+    Ok(Some(Plan {
+        tree: o.flags.contains(nix::mount::MsFlags::MS_REC),
+        recursive: option.is_some_and(|i| i.recursive),
+        maps,
+    }))
+}
+
+/// The container's own user namespace mapping: the namespace joined by path, else linux.*Mappings.
+fn container_maps(spec: &Spec) -> Option<Maps> {
+    let linux = spec.linux().as_ref()?;
+    let userns = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .find(|n| n.typ() == LinuxNamespaceType::User)?;
+    if userns
+        .path()
+        .as_ref()
+        .is_some_and(|p| !p.as_os_str().is_empty())
+    {
+        return Some(Maps::Joined);
+    }
+    Some(Maps::Given {
+        uid: linux.uid_mappings().clone().unwrap_or_default(),
+        gid: linux.gid_mappings().clone().unwrap_or_default(),
+    })
+}
+
+/// crun's ranges as mappings (containerID: the filesystem's id, hostID: the id it appears as);
+/// an `@` range's target is translated through the container's mapping, which must hold it.
+fn to_mappings(
+    ranges: &[IdRange],
+    container: Option<&[LinuxIdMapping]>,
+    what: &str,
+) -> std::result::Result<Vec<LinuxIdMapping>, String> {
+    ranges
+        .iter()
+        .map(|r| {
+            let host = if r.relative {
+                let end = u64::from(r.target) + u64::from(r.size);
+                container
+                    .into_iter()
+                    .flatten()
+                    .find(|c| {
+                        c.container_id() <= r.target
+                            && end <= u64::from(c.container_id()) + u64::from(c.size())
+                    })
+                    .map(|c| c.host_id() + (r.target - c.container_id()))
+                    .ok_or_else(|| {
+                        format!(
+                            "idmap {what}s range @{}-{}-{}: container {what}s {}-{} are not all in linux.{what}Mappings",
+                            r.fs,
+                            r.target,
+                            r.size,
+                            r.target,
+                            end.saturating_sub(1)
+                        )
+                    })?
+            } else {
+                r.target
+            };
+            LinuxIdMappingBuilder::default()
+                .container_id(r.fs)
+                .host_id(host)
+                .size(r.size)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Detached idmapped copies of the sources of `mounts[]`, by index, for the init to attach.
+#[derive(Default)]
+pub struct IdmappedMounts(Vec<(usize, OwnedFd)>);
+
+impl IdmappedMounts {
+    pub(crate) fn get(&self, index: usize) -> Option<BorrowedFd<'_>> {
+        self.0
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, fd)| fd.as_fd())
+    }
+}
+
+/// Make every idmapped mount of `spec` (see the module doc). `joined_userns` is the user
+/// namespace the container joins by path, if any; `procfs` the runtime's private one.
+pub fn prepare(
+    spec: &Spec,
+    rootfs: &Path,
+    bundle: &Path,
+    joined_userns: Option<BorrowedFd>,
+    procfs: BorrowedFd,
+) -> Result<IdmappedMounts> {
+    let mut made = IdmappedMounts::default();
+    let mut userns: HashMap<String, OwnedFd> = HashMap::new();
+    let mut root = None;
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let name = || format!("mounts[{i}] ({})", m.destination().display());
+        let o = mount::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| Error::config(format!("{}.options: {e}", name())))?;
+        let Some(plan) =
+            plan(spec, m, &o).map_err(|e| Error::config(format!("{}: {e}", name())))?
+        else {
+            continue;
+        };
+        let source = m
+            .source()
+            .as_deref()
+            .ok_or_else(|| Error::config(format!("{}: a bind mount needs a source", name())))?;
+        let root = match &root {
+            Some(r) => r,
+            None => root.insert(paths::open_root(rootfs)?),
+        };
+        let src = mount::open_source(rootfs, bundle, root.as_fd(), source)
+            .ctx(|| format!("{}: open {}", name(), source.display()))?;
+        let tree = syscall::clone_tree_fd(src.as_fd(), plan.tree)
+            .ctx(|| format!("{}: open_tree {}", name(), source.display()))?;
+        let ns = match &plan.maps {
+            Maps::Joined => joined_userns
+                .ok_or_else(|| Error::config(format!("{}: no user namespace joined", name())))?,
+            Maps::Given { uid, gid } => {
+                let key = format!("{uid:?}{gid:?}");
+                if !userns.contains_key(&key) {
+                    let fd = namespaces::userns_with_maps(uid, gid, procfs).map_err(|e| {
+                        Error::Init(format!("{}: user namespace for the mapping: {e}", name()))
+                    })?;
+                    userns.insert(key.clone(), fd);
+                }
+                userns[&key].as_fd()
+            }
+        };
+        let attr = syscall::MountAttr {
+            attr_set: MOUNT_ATTR_IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: ns.as_raw_fd() as u64,
+        };
+        syscall::mount_setattr(tree.as_raw_fd(), plan.recursive, &attr).map_err(|e| {
+            let hint = if e == Errno::EINVAL {
+                " (the filesystem may not support idmapped mounts on this kernel)"
+            } else {
+                ""
+            };
+            Error::Init(format!(
+                "{}: set MOUNT_ATTR_IDMAP on {}: {}{hint}",
+                name(),
+                source.display(),
+                crate::error::errno_text(e)
+            ))
+        })?;
+        made.0.push((i, tree));
+    }
+    Ok(made)
+}
+
+/// Whether this kernel has idmapped mounts (mount_setattr, Linux 5.12): a call on a bad fd says
+/// EBADF where it exists, ENOSYS (or a seccomp filter's EPERM) where it does not.
+pub fn supported() -> bool {
+    let attr = syscall::MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: u64::MAX,
+    };
+    !matches!(
+        syscall::mount_setattr(-1, false, &attr),
+        Err(Errno::ENOSYS | Errno::EPERM)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crun_form() {
+        let o = parse_option("ridmap=uids=0-1-10#@10-11-10;gids=0-100-10")
+            .unwrap()
+            .unwrap();
+        assert!(o.recursive);
+        let r = |fs, target, size, relative| IdRange {
+            fs,
+            target,
+            size,
+            relative,
+        };
+        assert_eq!(o.uids.unwrap(), [r(0, 1, 10, false), r(10, 11, 10, true)]);
+        assert_eq!(o.gids.unwrap(), [r(0, 100, 10, false)]);
+        assert_eq!(
+            parse_option("idmap").unwrap().unwrap(),
+            IdmapOption {
+                recursive: false,
+                uids: None,
+                gids: None
+            }
+        );
+        assert!(parse_option("idmap=uids=0-1").unwrap().is_err());
+        assert!(parse_option("idmap=foo=0-1-1").unwrap().is_err());
+        assert!(parse_option("mode=755").is_none());
+    }
+
+    fn map(c: u32, h: u32, s: u32) -> LinuxIdMapping {
+        LinuxIdMappingBuilder::default()
+            .container_id(c)
+            .host_id(h)
+            .size(s)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn relative_ranges() {
+        let own = [map(0, 100000, 65536)];
+        let rel = |target, size| IdRange {
+            fs: 1000,
+            target,
+            size,
+            relative: true,
+        };
+        assert_eq!(
+            to_mappings(&[rel(5, 1)], Some(&own), "uid").unwrap(),
+            [map(1000, 100005, 1)]
+        );
+        let e = to_mappings(&[rel(65535, 2)], Some(&own), "uid").unwrap_err();
+        assert!(e.contains("not all in linux.uidMappings"), "{e}");
+        assert!(to_mappings(&[rel(0, 1)], None, "uid").is_err());
+    }
+}
