@@ -298,9 +298,14 @@ pub fn prepare(
             Maps::Given { uid, gid } => {
                 let key = format!("{uid:?}{gid:?}");
                 if !userns.contains_key(&key) {
-                    let fd = namespaces::userns_with_maps(uid, gid, procfs).map_err(|e| {
-                        Error::Init(format!("{}: user namespace for the mapping: {e}", name()))
-                    })?;
+                    let fd =
+                        namespaces::userns_with_maps(uid, gid, procfs).map_err(|e| match e {
+                            Error::Sys { what, errno } => Error::sys(
+                                format!("{}: user namespace for the mapping: {what}", name()),
+                                errno,
+                            ),
+                            e => e,
+                        })?;
                     userns.insert(key.clone(), fd);
                 }
                 userns[&key].as_fd()
@@ -314,16 +319,16 @@ pub fn prepare(
         };
         syscall::mount_setattr(tree.as_raw_fd(), plan.recursive, &attr).map_err(|e| {
             let hint = if e == Errno::EINVAL {
-                " (the filesystem may not support idmapped mounts on this kernel)"
+                " (can this kernel idmap its filesystem?)"
             } else {
                 ""
             };
-            Error::Init(format!(
-                "{}: set MOUNT_ATTR_IDMAP on {}: {}{hint}",
+            let what = format!(
+                "{}: set MOUNT_ATTR_IDMAP on {}{hint}",
                 name(),
-                source.display(),
-                crate::error::errno_text(e)
-            ))
+                source.display()
+            );
+            Error::sys(what, e)
         })?;
         made.0.push((i, tree));
     }
