@@ -173,6 +173,11 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "inside/idmap-crun-ranges",
         "runc has no crun idmap=uids=...;gids=... form: 1.5 refuses it as filesystem data on a bind mount, 1.1 ignores it",
     ),
+    (
+        "runc15",
+        "inside/idmap-crun-ranges",
+        "runc 1.5 has no crun idmap=uids=...;gids=... form: it refuses it as filesystem data on a bind mount",
+    ),
     ("runc", "inside/sysctl-user", "runc 1.1.5 refuses user.* sysctls (allowed with a user namespace since runc 1.4)"),
     // crun 1.8.1, measured in the cgroup v2 VM (it refuses hybrid hosts): make vm-conformance RUNTIME=crun.
     ("crun", "features/namespaces", "crun 1.8 has no features command"),
