@@ -390,6 +390,85 @@ mod tests {
             .unwrap()
     }
 
+    fn spec(extra: serde_json::Value) -> Spec {
+        let mut v = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": { "path": "rootfs" },
+            "linux": { "namespaces": [{ "type": "mount" }] }
+        });
+        if let Some(linux) = extra.get("linux") {
+            v["linux"] = linux.clone();
+        }
+        v["mounts"] = extra["mounts"].clone();
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn plans(s: &Spec) -> Vec<std::result::Result<Option<Plan>, String>> {
+        s.mounts()
+            .iter()
+            .flatten()
+            .map(|m| {
+                let o = mount::parse(m.options().as_deref().unwrap_or_default()).unwrap();
+                plan(s, m, &o)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plans_follow_runc() {
+        let own = serde_json::json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+        let bind = |opts: &[&str]| serde_json::json!({ "source": "/x", "destination": "/x", "type": "bind", "options": opts });
+        let userns = serde_json::json!({
+            "namespaces": [{ "type": "mount" }, { "type": "user" }],
+            "uidMappings": own, "gidMappings": own
+        });
+        let mut only_uids = bind(&["bind"]);
+        only_uids["uidMappings"] = own.clone();
+        let s = spec(serde_json::json!({ "linux": userns, "mounts": [
+            bind(&["rbind", "ridmap"]),
+            bind(&["bind"]),
+            { "source": "tmpfs", "destination": "/t", "type": "tmpfs", "options": ["idmap"] },
+            only_uids,
+        ]}));
+        let p = plans(&s);
+        let container = Maps::Given {
+            uid: vec![map(0, 100000, 65536)],
+            gid: vec![map(0, 100000, 65536)],
+        };
+        assert_eq!(
+            p[0],
+            Ok(Some(Plan {
+                tree: true,
+                recursive: true,
+                maps: container
+            }))
+        );
+        assert_eq!(p[1], Ok(None));
+        assert!(p[2]
+            .as_ref()
+            .unwrap_err()
+            .contains("only supported for bind mounts"));
+        assert!(p[3]
+            .as_ref()
+            .unwrap_err()
+            .contains("both uidMappings and gidMappings"));
+
+        // Without a user namespace only explicit mappings will do; one joined by path is used.
+        let s = spec(serde_json::json!({ "mounts": [bind(&["bind", "idmap"])] }));
+        assert!(plans(&s)[0]
+            .as_ref()
+            .unwrap_err()
+            .contains("no user namespace"));
+        let joined = serde_json::json!({
+            "namespaces": [{ "type": "mount" }, { "type": "user", "path": "/proc/1/ns/user" }]
+        });
+        let s = spec(serde_json::json!({ "linux": joined, "mounts": [bind(&["bind", "idmap"])] }));
+        assert_eq!(
+            plans(&s)[0].as_ref().unwrap().as_ref().unwrap().maps,
+            Maps::Joined
+        );
+    }
+
     #[test]
     fn relative_ranges() {
         let own = [map(0, 100000, 65536)];
