@@ -183,26 +183,34 @@ fn write_maps(
     Ok(())
 }
 
-/// An fd of a new user namespace with these maps and no process in it (for MOUNT_ATTR_IDMAP).
-/// A child made in it waits on a pipe while its maps are written and the namespace is opened,
-/// then exits on the pipe's EOF and is reaped: no process is left, even if the caller dies.
-pub fn userns_with_maps(
-    uid: &[LinuxIdMapping],
-    gid: &[LinuxIdMapping],
-    procfs: BorrowedFd,
-) -> Result<OwnedFd> {
-    let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
-    let Some(pid) = crate::syscall::clone_fork(CloneFlags::CLONE_NEWUSER)
-        .ctx(|| "clone a process into a new user namespace")?
-    else {
-        drop(wr);
-        let _ = nix::unistd::read(&rd, &mut [0u8]);
-        // SAFETY: _exit ends this forked child at once, running nothing of the parent's.
-        unsafe { libc::_exit(0) }
-    };
-    drop(rd);
-    let ns = write_maps(pid, uid, gid, procfs).and_then(|()| {
-        let path = format!("{pid}/ns/user");
+/// A process parked in new namespaces (cloned with `flags`) so the runtime can open them. It
+/// blocks on a pipe and exits on its EOF, when the holder is dropped, which also reaps it: no
+/// process is left, even if the runtime dies.
+pub struct Holder {
+    pub pid: nix::unistd::Pid,
+    pipe: Option<OwnedFd>,
+}
+
+impl Holder {
+    pub fn spawn(flags: CloneFlags) -> Result<Holder> {
+        let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+        let Some(pid) =
+            crate::syscall::clone_fork(flags).ctx(|| "clone a process into new namespaces")?
+        else {
+            drop(wr);
+            let _ = nix::unistd::read(&rd, &mut [0u8]);
+            // SAFETY: _exit ends this forked child at once, running nothing of the parent's.
+            unsafe { libc::_exit(0) }
+        };
+        Ok(Holder {
+            pid,
+            pipe: Some(wr),
+        })
+    }
+
+    /// An fd of its namespace `name` (`user`, `mnt`, ...).
+    pub fn open(&self, name: &str, procfs: BorrowedFd) -> Result<OwnedFd> {
+        let path = format!("{}/ns/{name}", self.pid);
         nix::fcntl::openat(
             procfs,
             path.as_str(),
@@ -210,10 +218,25 @@ pub fn userns_with_maps(
             Mode::empty(),
         )
         .ctx(|| format!("open /proc/{path}"))
-    });
-    drop(wr);
-    nix::sys::wait::waitpid(pid, None).ctx(|| format!("wait for {pid}"))?;
-    ns
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.pipe.take());
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// An fd of a new user namespace with these maps and no process in it (for MOUNT_ATTR_IDMAP).
+pub fn userns_with_maps(
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+    procfs: BorrowedFd,
+) -> Result<OwnedFd> {
+    let holder = Holder::spawn(CloneFlags::CLONE_NEWUSER)?;
+    write_maps(holder.pid, uid, gid, procfs)?;
+    holder.open("user", procfs)
 }
 
 /// Write linux.timeOffsets for the time namespace this process just unshared (before any

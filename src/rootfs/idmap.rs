@@ -13,6 +13,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceType, Mount, Spec};
 
 use super::mount::{self, MountOptions};
@@ -268,40 +270,47 @@ pub fn prepare(
     joined_userns: Option<BorrowedFd>,
     procfs: BorrowedFd,
 ) -> Result<IdmappedMounts> {
+    let mut wanted = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let name = mount_name(i, m);
+        let o = mount::parse(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| Error::config(format!("{name}.options: {e}")))?;
+        if let Some(plan) = plan(spec, m, &o).map_err(|e| Error::config(format!("{name}: {e}")))? {
+            let source = m
+                .source()
+                .as_deref()
+                .ok_or_else(|| Error::config(format!("{name}: a bind mount needs a source")))?;
+            wanted.push((i, name, plan, source));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(IdmappedMounts::default());
+    }
+    let trees = in_locked_view(procfs, || {
+        let root = paths::open_root(rootfs)?;
+        wanted
+            .iter()
+            .map(|(_, name, plan, source)| {
+                let src = mount::open_source(rootfs, bundle, root.as_fd(), source)
+                    .ctx(|| format!("{name}: open {}", source.display()))?;
+                syscall::clone_tree_fd(src.as_fd(), plan.tree)
+                    .ctx(|| format!("{name}: open_tree {}", source.display()))
+            })
+            .collect::<Result<Vec<_>>>()
+    })?;
     let mut made = IdmappedMounts::default();
     let mut userns: HashMap<String, OwnedFd> = HashMap::new();
-    let mut root = None;
-    for (i, m) in spec.mounts().iter().flatten().enumerate() {
-        let name = || format!("mounts[{i}] ({})", m.destination().display());
-        let o = mount::parse(m.options().as_deref().unwrap_or_default())
-            .map_err(|e| Error::config(format!("{}.options: {e}", name())))?;
-        let Some(plan) =
-            plan(spec, m, &o).map_err(|e| Error::config(format!("{}: {e}", name())))?
-        else {
-            continue;
-        };
-        let source = m
-            .source()
-            .as_deref()
-            .ok_or_else(|| Error::config(format!("{}: a bind mount needs a source", name())))?;
-        let root = match &root {
-            Some(r) => r,
-            None => root.insert(paths::open_root(rootfs)?),
-        };
-        let src = mount::open_source(rootfs, bundle, root.as_fd(), source)
-            .ctx(|| format!("{}: open {}", name(), source.display()))?;
-        let tree = syscall::clone_tree_fd(src.as_fd(), plan.tree)
-            .ctx(|| format!("{}: open_tree {}", name(), source.display()))?;
+    for ((i, name, plan, source), tree) in wanted.into_iter().zip(trees) {
         let ns = match &plan.maps {
             Maps::Joined => joined_userns
-                .ok_or_else(|| Error::config(format!("{}: no user namespace joined", name())))?,
+                .ok_or_else(|| Error::config(format!("{name}: no user namespace joined")))?,
             Maps::Given { uid, gid } => {
                 let key = format!("{uid:?}{gid:?}");
                 if !userns.contains_key(&key) {
                     let fd =
                         namespaces::userns_with_maps(uid, gid, procfs).map_err(|e| match e {
                             Error::Sys { what, errno } => Error::sys(
-                                format!("{}: user namespace for the mapping: {what}", name()),
+                                format!("{name}: user namespace for the mapping: {what}"),
                                 errno,
                             ),
                             e => e,
@@ -323,16 +332,46 @@ pub fn prepare(
             } else {
                 ""
             };
-            let what = format!(
-                "{}: set MOUNT_ATTR_IDMAP on {}{hint}",
-                name(),
-                source.display()
-            );
+            let what = format!("{name}: set MOUNT_ATTR_IDMAP on {}{hint}", source.display());
             Error::sys(what, e)
         })?;
         made.0.push((i, tree));
     }
     Ok(made)
+}
+
+fn mount_name(i: usize, m: &Mount) -> String {
+    format!("mounts[{i}] ({})", m.destination().display())
+}
+
+/// Run `f` in a copy of the runtime's mount namespace owned by a new user namespace, then come
+/// back (and to the same cwd). The kernel locks the mounts of such a copy: their read-only,
+/// nosuid, nodev, noexec and atime flags cannot be cleared, and submounts not be unmounted.
+/// Trees cloned there keep those locks in the container, as they would through its own copy
+/// of the namespace; cloned from the runtime's own namespace, the container's root could
+/// remount a read-only source read-write.
+fn in_locked_view<T>(procfs: BorrowedFd, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    use nix::sched::{setns, CloneFlags};
+    let view = namespaces::Holder::spawn(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)?;
+    let theirs = view.open("mnt", procfs)?;
+    let ours = nix::fcntl::openat(
+        procfs,
+        "thread-self/ns/mnt",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open /proc/thread-self/ns/mnt")?;
+    let cwd = nix::fcntl::open(
+        ".",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .ctx(|| "open the working directory")?;
+    setns(&theirs, CloneFlags::CLONE_NEWNS).ctx(|| "enter a locked copy of the mount namespace")?;
+    let result = f();
+    setns(&ours, CloneFlags::CLONE_NEWNS).ctx(|| "return to the runtime's mount namespace")?;
+    nix::unistd::fchdir(&cwd).ctx(|| "return to the working directory")?;
+    result
 }
 
 /// Whether this kernel has idmapped mounts (mount_setattr, Linux 5.12): a call on a bad fd says

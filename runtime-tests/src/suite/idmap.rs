@@ -25,6 +25,7 @@ pub const TESTS: &[Test] = &[
     ),
     ("inside/idmap-refused-configs", refused_configs),
     ("inside/idmap-crun-ranges", crun_ranges),
+    ("inside/idmap-keeps-host-locks", keeps_host_locks),
     ("inside/sysctl-user", sysctl_user),
 ];
 
@@ -224,24 +225,38 @@ impl HostMount {
     fn bind(from: &Path, to: &Path) -> Result<HostMount> {
         let c = |p: &Path| CString::new(p.as_os_str().as_bytes());
         let (from, to) = (c(from)?, c(to)?);
-        // SAFETY: both paths are NUL-terminated and outlive the call; no fs type or data.
-        let r = unsafe {
-            libc::mount(
-                from.as_ptr(),
-                to.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            )
-        };
-        if r < 0 {
-            bail!(
-                "bind {from:?} on {to:?}: {}",
-                std::io::Error::last_os_error()
-            );
-        }
+        mount(Some(&from), &to, libc::MS_BIND)?;
         Ok(HostMount(to))
     }
+
+    fn make_readonly(&self) -> Result<()> {
+        mount(
+            None,
+            &self.0,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY,
+        )
+    }
+}
+
+fn mount(from: Option<&CString>, to: &CString, flags: libc::c_ulong) -> Result<()> {
+    let from_ptr = from.map_or(std::ptr::null(), |f| f.as_ptr());
+    // SAFETY: the paths are NUL-terminated (or null) and outlive the call; no fs type or data.
+    let r = unsafe {
+        libc::mount(
+            from_ptr,
+            to.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if r < 0 {
+        bail!(
+            "mount {from:?} on {to:?} (flags {flags:#x}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(())
 }
 
 impl Drop for HostMount {
@@ -378,6 +393,43 @@ fn crun_ranges(ctx: &mut Ctx) -> Result<()> {
             &["bind", "idmap=uids=@0-70000-1;gids=@0-0-1"],
         );
     })
+}
+
+/// An idmapped mount of a source the host mounted read-only stays read-only: the container's
+/// root (with CAP_SYS_ADMIN in its user namespace) cannot remount it read-write, as it cannot
+/// a plain bind of it (the kernel locks the flags of mounts a less privileged namespace gets).
+fn keeps_host_locks(ctx: &mut Ctx) -> Result<()> {
+    let src = source(ctx, "src")?;
+    require_idmap(ctx, &src)?;
+    let ro = ctx.dir.join("ro");
+    fs::create_dir_all(&ro)?;
+    let host = HostMount::bind(&src, &ro)?;
+    host.make_readonly()?;
+    let b =
+        ctx.bundle(|v| {
+            userns(v);
+            bind(v, &ro, "/tmp/ro", &["bind", "idmap"]);
+            let caps = &mut v["process"]["capabilities"];
+            for set in ["bounding", "effective", "permitted"] {
+                caps[set]
+                    .as_array_mut()
+                    .expect("caps")
+                    .push(json!("CAP_SYS_ADMIN"));
+            }
+            v["process"]["args"] =
+                json!(["sh", "-c",
+            "mount -o remount,bind,rw /tmp/ro && echo remounted; touch /tmp/ro/written; true"]);
+        })?;
+    let out = ctx.rt(&["run", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    ensure!(
+        !out.stdout.contains("remounted"),
+        "the container remounted the read-only source read-write"
+    );
+    ensure!(
+        !src.join("written").exists(),
+        "the container wrote to the read-only source"
+    );
+    Ok(())
 }
 
 /// `user.*` sysctls set the limits of the container's own user namespace; without one they
