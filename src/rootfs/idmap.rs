@@ -286,7 +286,7 @@ pub fn prepare(
     if wanted.is_empty() {
         return Ok(IdmappedMounts::default());
     }
-    let trees = in_locked_view(procfs, || {
+    let clone_all = || {
         let root = paths::open_root(rootfs)?;
         wanted
             .iter()
@@ -297,7 +297,13 @@ pub fn prepare(
                     .ctx(|| format!("{name}: open_tree {}", source.display()))
             })
             .collect::<Result<Vec<_>>>()
-    })?;
+    };
+    // Without a user namespace the container's root may change any mount: nothing to keep.
+    let trees = if container_maps(spec).is_some() {
+        in_locked_view(procfs, clone_all)?
+    } else {
+        clone_all()?
+    };
     let mut made = IdmappedMounts::default();
     let mut userns: HashMap<String, OwnedFd> = HashMap::new();
     for ((i, name, plan, source), tree) in wanted.into_iter().zip(trees) {
@@ -348,8 +354,9 @@ fn mount_name(i: usize, m: &Mount) -> String {
 /// back (and to the same cwd). The kernel locks the mounts of such a copy: their read-only,
 /// nosuid, nodev, noexec and atime flags cannot be cleared, and submounts not be unmounted.
 /// Trees cloned there keep those locks in the container, as they would through its own copy
-/// of the namespace; cloned from the runtime's own namespace, the container's root could
-/// remount a read-only source read-write.
+/// of the namespace (and, as there, a non-recursive bind of a directory with mounts below it
+/// is refused); cloned from the runtime's own namespace, the root of a container with a user
+/// namespace could remount a read-only source read-write.
 fn in_locked_view<T>(procfs: BorrowedFd, f: impl FnOnce() -> Result<T>) -> Result<T> {
     use nix::sched::{setns, CloneFlags};
     let view = namespaces::Holder::spawn(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)?;
