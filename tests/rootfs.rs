@@ -105,7 +105,7 @@ fn run(
                     no_pivot,
                     new_userns,
                     mount_label: None,
-                    idmapped: &Default::default(),
+                    detached: &Default::default(),
                 };
                 rootfs::prepare(&opts).map_err(|e| format!("prepare: {e}"))?;
                 rootfs::pivot(&opts).map_err(|e| format!("pivot: {e}"))?;

@@ -162,7 +162,7 @@ fn make(
         .iter()
         .find(|(f, ..)| *f == nix::sched::CloneFlags::CLONE_NEWUSER)
         .map(|(_, fd, _)| fd.as_fd());
-    let idmapped = rootfs::prepare_idmapped(
+    let detached = rootfs::prepare_detached(
         sp,
         &bundle.rootfs,
         &bundle.dir,
@@ -183,7 +183,7 @@ fn make(
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
         cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
-        idmapped: &idmapped,
+        detached: &detached,
     };
     let spawned = process::spawn_init(&args, &chan, child_chan)?;
     let first = spawned.pid;

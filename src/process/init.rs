@@ -61,7 +61,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
         no_pivot: args.no_pivot,
         new_userns: userns,
         mount_label: lsm::mount_label(linux),
-        idmapped: args.idmapped,
+        detached: args.detached,
     };
     rootfs::prepare(&opts)?;
     chan.send(&Msg::Mounted)?;

@@ -6,7 +6,8 @@
 //! mounts before the clone, as runc does: a detached copy of the source (open_tree
 //! OPEN_TREE_CLONE, with its submounts for `rbind`), MOUNT_ATTR_IDMAP set with a user namespace
 //! made for the mapping (on every mount of the copy for `ridmap`). The init inherits the fds and
-//! attaches each copy with move_mount where the bind would go.
+//! attaches each copy with move_mount where the bind would go. With a user namespace, plain bind
+//! sources outside the rootfs are copied the same way, without the idmap (see [`prepare`]).
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -115,8 +116,6 @@ pub(crate) enum Maps {
 /// The checked idmapping of one mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Plan {
-    /// Copy the submounts too (`rbind`).
-    pub tree: bool,
     /// Idmap every mount of the copy (`ridmap`).
     pub recursive: bool,
     pub maps: Maps,
@@ -178,7 +177,6 @@ pub(crate) fn plan(
         )?,
     };
     Ok(Some(Plan {
-        tree: o.flags.contains(nix::mount::MsFlags::MS_REC),
         recursive: option.is_some_and(|i| i.recursive),
         maps,
     }))
@@ -248,11 +246,12 @@ fn to_mappings(
         .collect()
 }
 
-/// Detached idmapped copies of the sources of `mounts[]`, by index, for the init to attach.
+/// Detached copies of the sources of `mounts[]` (idmapped ones, ...), by index, for the init to
+/// attach.
 #[derive(Default)]
-pub struct IdmappedMounts(Vec<(usize, OwnedFd)>);
+pub struct DetachedMounts(Vec<(usize, OwnedFd)>);
 
-impl IdmappedMounts {
+impl DetachedMounts {
     pub(crate) fn get(&self, index: usize) -> Option<BorrowedFd<'_>> {
         self.0
             .iter()
@@ -261,52 +260,70 @@ impl IdmappedMounts {
     }
 }
 
-/// Make every idmapped mount of `spec` (see the module doc). `joined_userns` is the user
-/// namespace the container joins by path, if any; `procfs` the runtime's private one.
+/// Make every idmapped mount of `spec` (see the module doc), and with a user namespace and a
+/// mount namespace of the container's own, a copy of every other bind source outside the
+/// rootfs: the init, root of the user namespace only, cannot reach a source below a directory
+/// only host root may search (containerd's sandbox shm), and runc fetches such sources from its
+/// host side too. `joined_userns` is the user namespace the container joins by path, if any;
+/// `procfs` the runtime's private one.
 pub fn prepare(
     spec: &Spec,
     rootfs: &Path,
     bundle: &Path,
     joined_userns: Option<BorrowedFd>,
     procfs: BorrowedFd,
-) -> Result<IdmappedMounts> {
+) -> Result<DetachedMounts> {
+    let userns = container_maps(spec).is_some();
+    let own_mntns = spec.linux().as_ref().is_some_and(|l| {
+        l.namespaces().iter().flatten().any(|n| {
+            n.typ() == LinuxNamespaceType::Mount
+                && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
+        })
+    });
     let mut wanted = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let name = mount_name(i, m);
         let o = mount::parse(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::config(format!("{name}.options: {e}")))?;
-        if let Some(plan) = plan(spec, m, &o).map_err(|e| Error::config(format!("{name}: {e}")))? {
-            let source = m
-                .source()
-                .as_deref()
-                .ok_or_else(|| Error::config(format!("{name}: a bind mount needs a source")))?;
-            wanted.push((i, name, plan, source));
+        let plan = plan(spec, m, &o).map_err(|e| Error::config(format!("{name}: {e}")))?;
+        let bind = o.is_bind() || m.typ().as_deref() == Some("bind");
+        let Some(source) = m.source().as_deref().filter(|_| bind) else {
+            continue;
+        };
+        let outside = !bundle.join(source).starts_with(rootfs);
+        if plan.is_some() || (userns && own_mntns && outside) {
+            let tree = o.flags.contains(nix::mount::MsFlags::MS_REC);
+            wanted.push((i, name, tree, source, plan));
         }
     }
     if wanted.is_empty() {
-        return Ok(IdmappedMounts::default());
+        return Ok(DetachedMounts::default());
     }
     let clone_all = || {
         let root = paths::open_root(rootfs)?;
         wanted
             .iter()
-            .map(|(_, name, plan, source)| {
+            .map(|(_, name, tree, source, _)| {
                 let src = mount::open_source(rootfs, bundle, root.as_fd(), source)
                     .ctx(|| format!("{name}: open {}", source.display()))?;
-                syscall::clone_tree_fd(src.as_fd(), plan.tree)
+                syscall::clone_tree_fd(src.as_fd(), *tree)
                     .ctx(|| format!("{name}: open_tree {}", source.display()))
             })
             .collect::<Result<Vec<_>>>()
     };
     // Without a user namespace the container's root may change any mount: nothing to keep.
-    let trees = if container_maps(spec).is_some() {
+    let trees = if userns {
         in_locked_view(procfs, clone_all)?
     } else {
         clone_all()?
     };
-    let mut made = IdmappedMounts::default();
+    let mut made = DetachedMounts::default();
     let mut userns: HashMap<String, OwnedFd> = HashMap::new();
-    for ((i, name, plan, source), tree) in wanted.into_iter().zip(trees) {
+    for ((i, name, _, source, plan), tree) in wanted.into_iter().zip(trees) {
+        let Some(plan) = plan else {
+            made.0.push((i, tree));
+            continue;
+        };
         let ns = match &plan.maps {
             Maps::Joined => joined_userns
                 .ok_or_else(|| Error::config(format!("{name}: no user namespace joined")))?,
@@ -484,7 +501,6 @@ mod tests {
         assert_eq!(
             p[0],
             Ok(Some(Plan {
-                tree: true,
                 recursive: true,
                 maps: container
             }))

@@ -12,7 +12,7 @@ mod paths;
 mod pivot;
 
 pub(crate) use dev::DEFAULT_DEVICES;
-pub use idmap::{prepare as prepare_idmapped, supported as idmap_supported, IdmappedMounts};
+pub use idmap::{prepare as prepare_detached, supported as idmap_supported, DetachedMounts};
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -37,8 +37,8 @@ pub struct Options<'a> {
     /// SELinux). As in runc: the `context=` option of every new filesystem mount but proc, sysfs
     /// and cgroup2 (bind mounts keep their labels), and the label of the mqueue mount's root.
     pub mount_label: Option<&'a str>,
-    /// The idmapped mounts the runtime made ([`prepare_idmapped`]), attached in place of binds.
-    pub idmapped: &'a IdmappedMounts,
+    /// Bind mounts the runtime made ([`prepare_detached`]), attached in place of binds.
+    pub detached: &'a DetachedMounts,
 }
 
 /// Reject what can be seen to be wrong in the config without touching the system.

@@ -324,7 +324,7 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         let source = source.ok_or_else(|| {
             Error::config(format!("mounts[{index}].source: required for a bind mount"))
         })?;
-        let source = match opts.idmapped.get(index) {
+        let source = match opts.detached.get(index) {
             Some(tree) => Source::Detached(tree),
             None => Source::Path(source),
         };

@@ -1,5 +1,6 @@
-//! Idmapped bind mounts (runtime-spec 1.2: mounts[].uidMappings/gidMappings, `idmap`, `ridmap`)
-//! and `user.*` sysctls, seen from inside a container with its own user namespace.
+//! Idmapped bind mounts (runtime-spec 1.2: mounts[].uidMappings/gidMappings, `idmap`, `ridmap`),
+//! bind sources only host root can reach, and `user.*` sysctls, seen from inside a container
+//! with its own user namespace.
 
 use super::errors::create_fails_naming;
 use super::{skip, wait_for, Test};
@@ -26,6 +27,7 @@ pub const TESTS: &[Test] = &[
     ("inside/idmap-refused-configs", refused_configs),
     ("inside/idmap-crun-ranges", crun_ranges),
     ("inside/idmap-keeps-host-locks", keeps_host_locks),
+    ("inside/userns-bind-source-host-only", bind_source_host_only),
     ("inside/sysctl-user", sysctl_user),
 ];
 
@@ -429,6 +431,31 @@ fn keeps_host_locks(ctx: &mut Ctx) -> Result<()> {
         !src.join("written").exists(),
         "the container wrote to the read-only source"
     );
+    Ok(())
+}
+
+/// A plain bind source below a directory only host root may search (as containerd's sandbox
+/// shm in its 0700 state dir) still reaches a container whose root is only its user
+/// namespace's: the runtime opens it, not the container.
+fn bind_source_host_only(ctx: &mut Ctx) -> Result<()> {
+    let private = ctx.dir.join("private");
+    let src = private.join("src");
+    fs::create_dir_all(&src)?;
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700))?;
+    fs::write(src.join("file"), "reached\n")?;
+    fs::set_permissions(src.join("file"), fs::Permissions::from_mode(0o644))?;
+    let r = ctx.check(
+        |v| {
+            userns(v);
+            bind(v, &src, "/tmp/private", &["bind", "ro"]);
+        },
+        &["read:/tmp/private/file"],
+    )?;
+    let got = r
+        .probe("read:/tmp/private/file")?
+        .as_str()
+        .unwrap_or_default();
+    ensure!(got == "reached\n", "read {got:?}");
     Ok(())
 }
 
