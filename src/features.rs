@@ -29,7 +29,7 @@ pub fn features() -> Value {
             // Only refused with a clear error (see intel_rdt).
             "intelRdt": { "enabled": false },
             "memoryPolicy": crate::process::mempolicy::features(),
-            "mountExtensions": { "idmap": { "enabled": false } },
+            "mountExtensions": { "idmap": { "enabled": crate::rootfs::idmap_supported() } },
             "netDevices": { "enabled": true }
         },
         "annotations": { "io.github.berth.version": env!("CARGO_PKG_VERSION") },

@@ -163,14 +163,80 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 
 /// Write the uid/gid maps of a process that just made a new user namespace.
 pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux, procfs: BorrowedFd) -> Result<()> {
-    for (file, maps) in [
-        ("uid_map", linux.uid_mappings()),
-        ("gid_map", linux.gid_mappings()),
-    ] {
-        let text = map_text(maps.as_deref().unwrap_or_default());
-        procfs::write(procfs, &format!("{pid}/{file}"), text.as_bytes())?;
+    write_maps(
+        pid,
+        linux.uid_mappings().as_deref().unwrap_or_default(),
+        linux.gid_mappings().as_deref().unwrap_or_default(),
+        procfs,
+    )
+}
+
+fn write_maps(
+    pid: nix::unistd::Pid,
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+    procfs: BorrowedFd,
+) -> Result<()> {
+    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
+        procfs::write(procfs, &format!("{pid}/{file}"), map_text(maps).as_bytes())?;
     }
     Ok(())
+}
+
+/// A process parked in new namespaces (cloned with `flags`) so the runtime can open them. It
+/// blocks on a pipe and exits on its EOF, when the holder is dropped, which also reaps it: no
+/// process is left, even if the runtime dies.
+pub struct Holder {
+    pub pid: nix::unistd::Pid,
+    pipe: Option<OwnedFd>,
+}
+
+impl Holder {
+    pub fn spawn(flags: CloneFlags) -> Result<Holder> {
+        let (rd, wr) = nix::unistd::pipe2(OFlag::O_CLOEXEC).ctx(|| "pipe")?;
+        let Some(pid) =
+            crate::syscall::clone_fork(flags).ctx(|| "clone a process into new namespaces")?
+        else {
+            drop(wr);
+            let _ = nix::unistd::read(&rd, &mut [0u8]);
+            // SAFETY: _exit ends this forked child at once, running nothing of the parent's.
+            unsafe { libc::_exit(0) }
+        };
+        Ok(Holder {
+            pid,
+            pipe: Some(wr),
+        })
+    }
+
+    /// An fd of its namespace `name` (`user`, `mnt`, ...).
+    pub fn open(&self, name: &str, procfs: BorrowedFd) -> Result<OwnedFd> {
+        let path = format!("{}/ns/{name}", self.pid);
+        nix::fcntl::openat(
+            procfs,
+            path.as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open /proc/{path}"))
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.pipe.take());
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// An fd of a new user namespace with these maps and no process in it (for MOUNT_ATTR_IDMAP).
+pub fn userns_with_maps(
+    uid: &[LinuxIdMapping],
+    gid: &[LinuxIdMapping],
+    procfs: BorrowedFd,
+) -> Result<OwnedFd> {
+    let holder = Holder::spawn(CloneFlags::CLONE_NEWUSER)?;
+    write_maps(holder.pid, uid, gid, procfs)?;
+    holder.open("user", procfs)
 }
 
 /// Write linux.timeOffsets for the time namespace this process just unshared (before any

@@ -178,6 +178,9 @@ fn sysctl_namespace(key: &str) -> Option<LinuxNamespaceType> {
         Some(LinuxNamespaceType::Network)
     } else if key == "kernel.hostname" || key == "kernel.domainname" {
         Some(LinuxNamespaceType::Uts)
+    } else if key.starts_with("user.") {
+        // The ucount limits of the container's own user namespace (runc 1.4 allows them).
+        Some(LinuxNamespaceType::User)
     } else {
         None
     }

@@ -124,16 +124,82 @@ pub fn new_detached_mount(
 /// OPEN_TREE_CLONE and no AT_RECURSIVE: Linux 5.2).
 pub fn clone_tree(path: &str) -> nix::Result<OwnedFd> {
     let path = std::ffi::CString::new(path).map_err(|_| Errno::EINVAL)?;
-    let flags = libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
+    open_tree_clone(libc::AT_FDCWD, &path, 0)
+}
+
+/// A detached copy of the mount at the object `fd` refers to, with the mounts below it when
+/// `recursive` (AT_RECURSIVE).
+pub fn clone_tree_fd(fd: BorrowedFd, recursive: bool) -> nix::Result<OwnedFd> {
+    let flags = libc::AT_EMPTY_PATH as libc::c_uint
+        | if recursive {
+            libc::AT_RECURSIVE as libc::c_uint
+        } else {
+            0
+        };
+    open_tree_clone(fd.as_raw_fd(), c"", flags)
+}
+
+fn open_tree_clone(
+    dirfd: RawFd,
+    path: &std::ffi::CStr,
+    flags: libc::c_uint,
+) -> nix::Result<OwnedFd> {
+    let flags = flags | libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC;
     // SAFETY: path is NUL-terminated and outlives the call, which returns a new fd we own.
     unsafe {
         owned(libc::syscall(
             libc::SYS_open_tree,
-            libc::AT_FDCWD,
+            dirfd,
             path.as_ptr(),
             flags,
         ))
     }
+}
+
+/// Layout of `struct mount_attr` (linux/mount.h), version 0.
+#[repr(C)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+}
+
+/// mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], attr) (Linux 5.12): libc has the
+/// number but no wrapper.
+pub fn mount_setattr(fd: RawFd, recursive: bool, attr: &MountAttr) -> nix::Result<()> {
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: the path is a valid NUL-terminated string, `attr` is a live mount_attr whose size
+    // we pass, and the kernel only reads both during the call.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            flags,
+            attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// Attach the detached mount `from` (from open_tree or fsmount) onto the object `to` refers to.
+pub fn move_mount(from: BorrowedFd, to: BorrowedFd) -> nix::Result<()> {
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: both paths are empty NUL-terminated strings; the call only reads its arguments.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            from.as_raw_fd(),
+            c"".as_ptr(),
+            to.as_raw_fd(),
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    };
+    Errno::result(ret).map(drop)
 }
 
 /// # Safety

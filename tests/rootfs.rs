@@ -106,6 +106,7 @@ fn run(
                     new_userns,
                     mount_ns: true,
                     mount_label: None,
+                    detached: &Default::default(),
                 };
                 rootfs::prepare(&opts).map_err(|e| format!("prepare: {e}"))?;
                 rootfs::pivot(&opts).map_err(|e| format!("pivot: {e}"))?;

@@ -157,6 +157,18 @@ fn make(
     let listener = seccomp::connect_listener(linux)?;
     let procfs = crate::procfs::open_private()?;
     let cgroup_fd = cgroup.open_for_clone(&[])?;
+    let joined_userns = ns
+        .join
+        .iter()
+        .find(|(f, ..)| *f == nix::sched::CloneFlags::CLONE_NEWUSER)
+        .map(|(_, fd, _)| fd.as_fd());
+    let detached = rootfs::prepare_detached(
+        sp,
+        &bundle.rootfs,
+        &bundle.dir,
+        joined_userns,
+        procfs.as_fd(),
+    )?;
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
@@ -171,6 +183,7 @@ fn make(
         no_new_keyring: opts.no_new_keyring,
         close_fds: &[lock_fd],
         cgroup: cgroup_fd.as_ref().map(|fd| fd.as_fd()),
+        detached: &detached,
     };
     let spawned = process::spawn_init(&args, &chan, child_chan)?;
     let first = spawned.pid;

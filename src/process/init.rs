@@ -63,6 +63,7 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
         mount_ns: args.ns.new.contains(CloneFlags::CLONE_NEWNS)
             || args.ns.joins(CloneFlags::CLONE_NEWNS),
         mount_label: lsm::mount_label(linux),
+        detached: args.detached,
     };
     rootfs::prepare(&opts)?;
     chan.send(&Msg::Mounted)?;

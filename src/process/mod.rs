@@ -45,6 +45,8 @@ pub struct InitArgs<'a> {
     pub close_fds: &'a [RawFd],
     /// The container's cgroup to clone the process into (see [`Spawned`]).
     pub cgroup: Option<BorrowedFd<'a>>,
+    /// Bind mounts made by the runtime (idmapped ones, ...), which the init attaches.
+    pub detached: &'a crate::rootfs::DetachedMounts,
 }
 
 /// What a process `exec` adds to a running container needs.

@@ -5,12 +5,14 @@
 mod cgroup;
 mod copyup;
 mod dev;
+mod idmap;
 mod masked;
 pub(crate) mod mount;
 mod paths;
 mod pivot;
 
 pub(crate) use dev::DEFAULT_DEVICES;
+pub use idmap::{prepare as prepare_detached, supported as idmap_supported, DetachedMounts};
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -38,6 +40,8 @@ pub struct Options<'a> {
     /// SELinux). As in runc: the `context=` option of every new filesystem mount but proc, sysfs
     /// and cgroup2 (bind mounts keep their labels), and the label of the mqueue mount's root.
     pub mount_label: Option<&'a str>,
+    /// Bind mounts the runtime made ([`prepare_detached`]), attached in place of binds.
+    pub detached: &'a DetachedMounts,
 }
 
 /// Reject what can be seen to be wrong in the config without touching the system.
@@ -65,11 +69,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 "mounts[{i}].source: required for a bind mount"
             )));
         }
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(Error::config(format!(
-                "mounts[{i}]: idmapped mounts are not supported"
-            )));
-        }
+        idmap::plan(spec, m, &o).map_err(|e| {
+            Error::config(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+        })?;
     }
     let Some(linux) = spec.linux() else {
         return Ok(());

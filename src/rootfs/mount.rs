@@ -3,7 +3,6 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{fstat, Mode, SFlag};
 use nix::sys::statfs::{fstatfs, PROC_SUPER_MAGIC};
@@ -11,8 +10,8 @@ use nix::sys::statvfs::{fstatvfs, FsFlags};
 use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
 
 use super::paths::{self, Kind};
-use super::{cgroup, copyup, Options};
-use crate::{Context, Error, Result};
+use super::{cgroup, copyup, idmap, Options};
+use crate::{syscall, Context, Error, Result};
 
 // mount_setattr(2) attributes (linux/mount.h).
 const MOUNT_ATTR_RDONLY: u64 = 0x1;
@@ -107,6 +106,8 @@ pub(crate) struct MountOptions {
     /// `tmpcopyup`: a tmpfs starts with a copy of the directory it covers (ignored for other
     /// types, as runc does).
     pub copy_up: bool,
+    /// `idmap` / `ridmap` ([`idmap`]).
+    pub idmap: Option<idmap::IdmapOption>,
 }
 
 impl MountOptions {
@@ -230,7 +231,7 @@ pub fn option_names() -> impl Iterator<Item = &'static str> {
         .map(|(n, ..)| *n)
         .chain(RECURSIVE.iter().map(|(n, ..)| *n))
         .chain(PROPAGATIONS.iter().map(|(n, _)| *n))
-        .chain(["tmpcopyup"])
+        .chain(["tmpcopyup", "idmap", "ridmap"])
 }
 
 /// Parse fstab-style options; the error names the offending option.
@@ -243,6 +244,7 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
         attr_clr: 0,
         data: Vec::new(),
         copy_up: false,
+        idmap: None,
     };
     for opt in options {
         let opt = opt.as_str();
@@ -273,8 +275,8 @@ pub(crate) fn parse(options: &[String]) -> std::result::Result<MountOptions, Str
             o.attr_set = (o.attr_set & !field) | value;
         } else if opt == "tmpcopyup" {
             o.copy_up = true;
-        } else if matches!(opt, "idmap" | "ridmap") {
-            return Err(format!("option {opt:?} (idmapped mounts) is not supported"));
+        } else if let Some(i) = idmap::parse_option(opt) {
+            o.idmap = Some(i?);
         } else if opt.contains('=') || DATA_WORDS.contains(&opt) {
             o.data.push(opt.to_string());
         } else {
@@ -337,7 +339,11 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         let source = source.ok_or_else(|| {
             Error::config(format!("mounts[{index}].source: required for a bind mount"))
         })?;
-        let target = bind(opts, root, source, dest, o.flags, o.cleared).ctx(what)?;
+        let detached = match opts.detached.get(index) {
+            Some(tree) => Source::Detached(tree),
+            None => Source::Path(source),
+        };
+        let target = bind(opts, root, detached, dest, o.flags, o.cleared).ctx(what)?;
         if is_proc(dest) && fstatfs(&target).ctx(what)?.filesystem_type() != PROC_SUPER_MAGIC {
             return Err(Error::config(format!(
                 "mounts[{index}]: {} bound at /proc is not a procfs",
@@ -353,7 +359,7 @@ pub(crate) fn mount_entry(opts: &Options, root: BorrowedFd, index: usize, m: &Mo
         bind(
             opts,
             root,
-            Path::new("/sys"),
+            Source::Path(Path::new("/sys")),
             dest,
             o.flags | MsFlags::MS_BIND | MsFlags::MS_REC,
             o.cleared,
@@ -450,38 +456,65 @@ fn apply_propagation_and_attrs(target: &OwnedFd, o: &MountOptions) -> nix::Resul
     Ok(())
 }
 
-/// Bind `source` (host path, bundle-relative if relative, resolved in-root if it lies inside the
-/// rootfs) onto `dest` inside the rootfs, then remount with `flags` if it asks for more than a
-/// plain bind. Returns an fd of the new mount.
-fn bind(
-    opts: &Options,
+/// What a bind mount attaches.
+enum Source<'a> {
+    /// A host path, bundle-relative if relative, resolved in-root if it lies inside the rootfs.
+    Path(&'a Path),
+    /// A detached mount made by the runtime (an idmapped copy, [`idmap`]), moved into place.
+    Detached(BorrowedFd<'a>),
+}
+
+/// Open a bind source given as a host path (bundle-relative if relative); inside the rootfs
+/// (open at `root`) it is resolved in-root.
+pub(crate) fn open_source(
+    rootfs: &Path,
+    bundle: &Path,
     root: BorrowedFd,
     source: &Path,
-    dest: &Path,
-    flags: MsFlags,
-    cleared: MsFlags,
 ) -> nix::Result<OwnedFd> {
     let host: PathBuf = if source.is_absolute() {
         source.to_path_buf()
     } else {
-        opts.bundle.join(source)
+        bundle.join(source)
     };
-    let src = match host.strip_prefix(opts.rootfs) {
-        Ok(inner) => paths::open(root, inner)?,
+    match host.strip_prefix(rootfs) {
+        Ok(inner) => paths::open(root, inner),
         Err(_) => nix::fcntl::open(
             &host,
             nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
             Mode::empty(),
-        )?,
+        ),
+    }
+}
+
+/// Bind `source` onto `dest` inside the rootfs, then remount with `flags` if it asks for more
+/// than a plain bind. Returns an fd of the new mount.
+fn bind(
+    opts: &Options,
+    root: BorrowedFd,
+    source: Source,
+    dest: &Path,
+    flags: MsFlags,
+    cleared: MsFlags,
+) -> nix::Result<OwnedFd> {
+    let opened;
+    let src = match source {
+        Source::Path(p) => {
+            opened = open_source(opts.rootfs, opts.bundle, root, p)?;
+            opened.as_fd()
+        }
+        Source::Detached(fd) => fd,
     };
-    let kind = if SFlag::from_bits_truncate(fstat(&src)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
-    {
+    let kind = if SFlag::from_bits_truncate(fstat(src)?.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
         Kind::Dir
     } else {
         Kind::File
     };
     let target = paths::create(root, dest, kind)?;
-    bind_fd(&src, &target, flags & MsFlags::MS_REC)?;
+    match source {
+        Source::Path(_) => bind_fd(&src, &target, flags & MsFlags::MS_REC)?,
+        Source::Detached(tree) => syscall::move_mount(tree, target.as_fd())?,
+    }
     let target = paths::open(root, dest)?;
     let extra = flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
     if !extra.is_empty() {
@@ -491,7 +524,7 @@ fn bind(
 }
 
 /// Bind-mount the object behind `src` onto the one behind `target` (`rec`: MS_REC or empty).
-pub(crate) fn bind_fd(src: &OwnedFd, target: &OwnedFd, rec: MsFlags) -> nix::Result<()> {
+pub(crate) fn bind_fd(src: &impl AsFd, target: &OwnedFd, rec: MsFlags) -> nix::Result<()> {
     mount(
         Some(paths::fd_path(src).as_str()),
         paths::fd_path(target).as_str(),
@@ -541,36 +574,15 @@ fn has_namespace(spec: &Spec, typ: LinuxNamespaceType) -> bool {
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == typ))
 }
 
-/// Layout of `struct mount_attr` (linux/mount.h), version 0.
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
-
-/// mount_setattr(fd, "", AT_EMPTY_PATH | AT_RECURSIVE, ...): libc has the number but no wrapper.
+/// mount_setattr(2) on every mount of the tree at `fd`.
 fn mount_setattr_recursive(fd: BorrowedFd, set: u64, clr: u64) -> nix::Result<()> {
-    let attr = MountAttr {
+    let attr = syscall::MountAttr {
         attr_set: set,
         attr_clr: clr,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: the path is a valid NUL-terminated string, `attr` is a live mount_attr whose size
-    // we pass, and the kernel only reads both during the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(ret).map(drop)
+    syscall::mount_setattr(fd.as_raw_fd(), true, &attr)
 }
 
 #[cfg(test)]

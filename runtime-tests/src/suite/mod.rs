@@ -17,6 +17,7 @@ mod errors;
 pub mod exec;
 mod features;
 mod hooks;
+mod idmap;
 pub mod inside;
 pub mod lifecycle;
 mod seccomp;
@@ -29,6 +30,7 @@ pub fn all() -> Vec<Test> {
         lifecycle::TESTS,
         errors::TESTS,
         inside::TESTS,
+        idmap::TESTS,
         hooks::TESTS,
         console::TESTS,
         features::TESTS,
