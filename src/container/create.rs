@@ -34,7 +34,9 @@ pub struct CreateOptions<'a> {
 /// Everything create made so far, undone on drop unless the create succeeded.
 struct Undo {
     dir: Option<state::Dir>,
-    cgroup: Option<Cgroup>,
+    /// The container's cgroup and the directories of it that create made: the cgroup was
+    /// empty and thawed when create began, so every process in it is the container's.
+    cgroup: Option<(Cgroup, crate::cgroups::Made)>,
     pids: Vec<Pid>,
 }
 
@@ -48,9 +50,9 @@ impl Drop for Undo {
         for pid in &self.pids {
             let _ = nix::sys::wait::waitpid(*pid, None);
         }
-        if let Some(cg) = &self.cgroup {
+        if let Some((cg, made)) = &self.cgroup {
             let _ = cg.kill_all(Signal::SIGKILL);
-            if let Err(e) = cg.destroy() {
+            if let Err(e) = made.remove() {
                 tracing::warn!("clean up after failed create: {e}");
             }
         }
@@ -129,6 +131,7 @@ fn make(
     let linux = sp.linux().as_ref().expect("validated");
     let process = sp.process().as_ref().expect("validated");
     let resources = linux.resources().clone().unwrap_or_default();
+    cgroup.check_unused()?;
     let dir = store.create(opts.id)?;
     let mut undo = Undo {
         dir: None,
@@ -138,7 +141,24 @@ fn make(
     let fifo = dir.fifo();
     let lock_fd = dir.lock_fd().as_raw_fd();
     let dir_path = dir.path.clone();
-    undo.dir = Some(dir);
+    // Saved first with no init and no hooks, so that if this process is killed part-way,
+    // `delete --force` finds the cgroup it may have made (and `list` shows it stopped).
+    let mut saved = State {
+        id: opts.id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner(),
+        annotations: sp.annotations().clone().unwrap_or_default(),
+        cgroup: cgroup.clone(),
+        hooks: None,
+        seccomp: linux.seccomp().clone(),
+        resources: linux.resources().clone(),
+    };
+    let saved_dir = undo.dir.insert(dir);
+    saved_dir.save(&saved)?;
     // Writable by anyone: the init opens it after switching to the container's user.
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .ctx(|| format!("mkfifo {}", fifo.display()))?;
@@ -149,8 +169,8 @@ fn make(
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", fifo.display()))?;
-    cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
+    let made = cgroup.create()?;
+    undo.cgroup = Some((cgroup.clone(), made));
     cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
     process::become_subreaper()?;
 
@@ -194,20 +214,7 @@ fn make(
         netdev::move_into(linux, first)?;
     }
 
-    let mut saved = State {
-        id: opts.id.to_string(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: owner(),
-        annotations: sp.annotations().clone().unwrap_or_default(),
-        cgroup,
-        hooks: sp.hooks().clone(),
-        seccomp: linux.seccomp().clone(),
-        resources: linux.resources().clone(),
-    };
+    saved.hooks = sp.hooks().clone();
     let init = process::drive(first, &chan, linux, ns, Some(procfs.as_fd()), |init| {
         if init != first {
             undo.pids.push(init);
@@ -229,6 +236,9 @@ fn make(
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, init)?;
     }
+    // Until now the init dies if we do (it waits for this on the channel): from here on the
+    // saved state finds it.
+    chan.send(&sync::Msg::Saved)?;
     tracing::debug!(
         "created container {} with init {init} in {}",
         opts.id,
