@@ -14,7 +14,7 @@ use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
 use crate::security::{lsm, seccomp};
 use crate::state::{self, State, Status, Store};
-use crate::{intel_rdt, netdev, rootfs, spec, Context, Error, Result};
+use crate::{intel_rdt, netdev, pidfd_socket, rootfs, spec, Context, Error, Result};
 
 pub struct CreateOptions<'a> {
     pub id: &'a str,
@@ -29,6 +29,11 @@ pub struct CreateOptions<'a> {
     /// systemd socket-activation fds passed on after the preserved ones; the process gets
     /// `LISTEN_FDS` for them (and `LISTEN_PID=1`, valid in its own pid namespace).
     pub listen_fds: u32,
+    /// A connected socket that gets a pidfd of the init (see [`crate::pidfd_socket`]).
+    pub pidfd_socket: Option<OwnedFd>,
+    /// Do not make the runtime a child subreaper (runc's `run --no-subreaper`): orphans of the
+    /// container's processes then go to the host's init. The init is our child either way.
+    pub no_subreaper: bool,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -172,7 +177,9 @@ fn make(
     let made = cgroup.create()?;
     undo.cgroup = Some((cgroup.clone(), made));
     cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
-    process::become_subreaper()?;
+    if !opts.no_subreaper {
+        process::become_subreaper()?;
+    }
 
     let listener = seccomp::connect_listener(linux)?;
     let procfs = crate::procfs::open_private()?;
@@ -229,6 +236,9 @@ fn make(
         hooks::run(HookKind::CreateRuntime, sp.hooks().as_ref(), &oci)?;
         Ok(oci)
     })?;
+    if let Some(socket) = &opts.pidfd_socket {
+        pidfd_socket::send(socket.as_fd(), init, pidfd_socket::Kind::Init)?;
+    }
     saved.pid_start = state::process_start(init)?
         .ok_or_else(|| Error::Init("container init exited during create".into()))?;
     let dir = undo.dir.as_ref().expect("set above");

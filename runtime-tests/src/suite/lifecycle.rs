@@ -1,11 +1,15 @@
 //! The lifecycle seen from outside: create/start/state/kill/delete/run/list.
 
+use super::console::receive_fd;
 use super::{process_gone, wait_file, wait_for, Test};
 use crate::harness::{cgroup_dirs, Bundle, Ctx, CGROUP_PARENT};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
 use std::path::Path;
+use std::time::Instant;
 
 pub const TESTS: &[Test] = &[
     (
@@ -44,6 +48,8 @@ pub const TESTS: &[Test] = &[
         "lifecycle/create-refuses-frozen-cgroup",
         create_refuses_frozen_cgroup,
     ),
+    ("lifecycle/pidfd-socket", pidfd_socket),
+    ("lifecycle/run-no-subreaper", run_no_subreaper),
     ("lifecycle/start-running-fails", start_running_fails),
     ("lifecycle/delete-running-fails", delete_running_fails),
     ("lifecycle/duplicate-id-fails", duplicate_id_fails),
@@ -461,5 +467,99 @@ fn create_refuses_frozen_cgroup(ctx: &mut Ctx) -> Result<()> {
         out.stderr.trim()
     );
     ensure!(dir.is_dir(), "the failed create removed the frozen cgroup");
+    Ok(())
+}
+
+/// The pid a pidfd refers to, from its fdinfo.
+fn pidfd_pid(fd: &OwnedFd) -> Result<i64> {
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .with_context(|| format!("not a pidfd: {info}"))
+}
+
+/// `--pidfd-socket` (runc 1.2+): `create` sends a pidfd of the init to the socket, `exec` one
+/// of the process it adds; the pidfd signals the process.
+fn pidfd_socket(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["sleep", "300"]))?;
+    let receive = |ctx: &mut Ctx, args: &[&str], name: &str| -> Result<OwnedFd> {
+        let sock = ctx.dir.join(name);
+        let listener = UnixListener::bind(&sock)?;
+        let sock = sock.to_str().context("utf-8 path")?;
+        let mut full = args.to_vec();
+        full.splice(1..1, ["--pidfd-socket", sock]);
+        ctx.rt(&full)?.ok()?;
+        Ok(receive_fd(listener, Instant::now() + ctx.timeout())?.1)
+    };
+    let init_fd = receive(
+        ctx,
+        &["create", "--bundle", b.dir_str(), &b.id],
+        "init.sock",
+    )?;
+    let init = pid_of(&ctx.state(&b.id)?)?;
+    ensure!(
+        pidfd_pid(&init_fd)? == init,
+        "create's pidfd is of pid {}, the init is {init}",
+        pidfd_pid(&init_fd)?
+    );
+    ctx.rt(&["start", &b.id])?.ok()?;
+    let exec_fd = receive(
+        ctx,
+        &["exec", "--detach", &b.id, "sleep", "301"],
+        "exec.sock",
+    )?;
+    let pid = pidfd_pid(&exec_fd)?;
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    ensure!(
+        cmdline == "sleep\x00301\x00",
+        "exec's pidfd is of pid {pid} ({cmdline:?}), not the exec'd sleep"
+    );
+    // SAFETY: pidfd_send_signal takes a pidfd we own, a signal, no siginfo and no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            init_fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    ensure!(
+        r == 0,
+        "pidfd_send_signal: {}",
+        std::io::Error::last_os_error()
+    );
+    ctx.wait_status(&b.id, "stopped")?;
+    Ok(())
+}
+
+/// `run --no-subreaper` still waits for the container and returns its exit status, also when
+/// its init is forked by an intermediate process (a namespace joined by path).
+fn run_no_subreaper(ctx: &mut Ctx) -> Result<()> {
+    // The runner's own: any namespace will do.
+    let ipc = format!("/proc/{}/ns/ipc", std::process::id());
+    for join in [false, true] {
+        let b = ctx.bundle(|v| {
+            shell("exit 3")(v);
+            if join {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .expect("namespaces")
+                    .retain(|n| n["type"] != "ipc");
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .expect("namespaces")
+                    .push(json!({ "type": "ipc", "path": ipc }));
+            }
+        })?;
+        let out = ctx.rt(&["run", "--no-subreaper", "--bundle", b.dir_str(), &b.id])?;
+        ensure!(
+            out.code() == Some(3),
+            "run --no-subreaper of `exit 3` (ipc joined by path: {join}) returned {}: {}",
+            out.describe(),
+            out.stderr.trim()
+        );
+    }
     Ok(())
 }
