@@ -15,7 +15,7 @@ pub use pause::{pause, pids, resume};
 pub use run::{run, RunOptions};
 pub use update::update;
 
-use std::time::{Duration, Instant};
+use std::os::fd::AsFd;
 
 use nix::fcntl::{open, Flock, FlockArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -24,7 +24,7 @@ use nix::sys::stat::Mode;
 
 use crate::hooks::{self, HookKind};
 use crate::state::{State, Status, Store};
-use crate::{Context, Error, Result};
+use crate::{syscall, Context, Error, Result};
 
 /// The saved state of a container and its status now.
 pub fn state(store: &Store, id: &str) -> Result<(State, Status)> {
@@ -95,10 +95,7 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     };
     let mut buf = [0u8; 4096];
     loop {
-        let mut fds = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&*fifo),
-            PollFlags::POLLIN,
-        )];
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(50u16));
         match nix::unistd::read(&*fifo, &mut buf) {
             Ok(n) if n > 0 && buf[0] == b'0' => break,
@@ -199,18 +196,37 @@ fn stop(state: &State) -> Result<()> {
     wait_gone(state)
 }
 
+/// Wait (10 s at most) until the init is gone: a pidfd of it turns readable as it exits.
 fn wait_gone(state: &State) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state.init_alive() {
-        if Instant::now() > deadline {
-            return Err(Error::Init(format!(
-                "container {:?}: init {} did not die",
-                state.id, state.pid
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if !state.init_alive() {
+        return Ok(());
     }
-    Ok(())
+    let pidfd = match syscall::pidfd_open(state.init_pid()) {
+        Err(nix::Error::ESRCH) => return Ok(()),
+        r => r.ctx(|| {
+            format!(
+                "pidfd_open of container {:?}'s init (pid {})",
+                state.id, state.pid
+            )
+        })?,
+    };
+    // Checked again once the pidfd is open: it then refers to our init, not a reuse of its pid.
+    if !state.init_alive() {
+        return Ok(());
+    }
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(10_000u16)) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(0) => {
+                return Err(Error::Init(format!(
+                    "container {:?}: init {} did not die",
+                    state.id, state.pid
+                )))
+            }
+            r => return r.map(drop).ctx(|| "poll the init's pidfd"),
+        }
+    }
 }
 
 fn wrong(id: &str, op: &'static str, status: Status) -> Error {
