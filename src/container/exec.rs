@@ -144,7 +144,10 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     };
     drop(opts.console.take());
     if let Some(socket) = &opts.pidfd_socket {
-        pidfd_socket::send(socket.as_fd(), pid, pidfd_socket::Kind::Exec)?;
+        // The caller asked to manage the process through the pidfd: without it, it must not run.
+        pidfd_socket::send(socket.as_fd(), pid, pidfd_socket::Kind::Exec).inspect_err(|_| {
+            let _ = kill(pid, Signal::SIGKILL);
+        })?;
     }
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, pid)?;
