@@ -43,7 +43,12 @@ pub fn setup_in_container(socket: BorrowedFd, size: Option<&ConsoleSize>) -> Res
         unsafe { set_winsize(master.as_raw_fd(), &ws) }
             .ctx(|| "process.consoleSize: set window size")?;
     }
-    send_fd(socket, master.as_fd(), name.as_bytes())?;
+    send_fd(
+        socket,
+        master.as_fd(),
+        name.as_bytes(),
+        "pty master to console socket",
+    )?;
     drop(master);
 
     let slave = open(
@@ -83,7 +88,14 @@ pub fn bind_console(slave: &str) -> Result<()> {
     .ctx(|| format!("bind {slave} on /dev/console"))
 }
 
-fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> Result<()> {
+/// Send `fd` with `payload` over a connected unix socket, as runc frames its console and pidfd
+/// sockets; `what` names them in an error.
+pub(crate) fn send_fd(
+    socket: BorrowedFd,
+    fd: BorrowedFd,
+    payload: &[u8],
+    what: &str,
+) -> Result<()> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(
@@ -93,7 +105,7 @@ fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> Result<()> {
         MsgFlags::MSG_NOSIGNAL,
         None,
     )
-    .ctx(|| "send pty master to console socket")?;
+    .ctx(|| format!("send {what}"))?;
     Ok(())
 }
 

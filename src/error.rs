@@ -28,6 +28,13 @@ pub enum Error {
         id: String,
         status: String,
     },
+    /// A signal for a container whose init has exited: runc's words, which containerd's shim
+    /// matches to recognise a stopped container.
+    #[error("cannot {op} container {id:?}: container not running")]
+    NotRunning { op: &'static str, id: String },
+    /// Something the container would take over is in use by others (a cgroup with processes).
+    #[error("{0}")]
+    InUse(String),
     /// A hook failed, timed out or could not be started.
     #[error("{0}")]
     Hook(String),

@@ -3,15 +3,19 @@
 //! createRuntime, createContainer, startContainer or poststart hook is an error; a failing
 //! poststop hook is only a warning (the caller decides, see [`HookKind::fatal`]).
 
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Seek};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::Pid;
 use oci_spec::runtime::{Hook, Hooks};
 
-use crate::error::io_text;
-use crate::{Error, Result};
+use crate::error::{errno_text, io_text};
+use crate::{syscall, Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
@@ -132,23 +136,12 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
         .stdout(out.try_clone().map_err(|e| io_text(&e))?)
         .stderr(out.try_clone().map_err(|e| io_text(&e))?);
     let mut child = cmd.spawn().map_err(|e| format!("start: {}", io_text(&e)))?;
-    // A hook that does not read its stdin is fine (EPIPE).
-    let _ = child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(state.as_bytes());
     let deadline = hook
         .timeout()
         .map(|t| Instant::now() + Duration::from_secs(t as u64));
-    let status = loop {
-        if let Some(s) = child
-            .try_wait()
-            .map_err(|e| format!("wait: {}", io_text(&e)))?
-        {
-            break s;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+    let status = match feed_and_wait(&mut child, state.as_bytes(), deadline) {
+        Ok(Some(status)) => status,
+        Ok(None) => {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
@@ -156,7 +149,11 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
                 hook.timeout().unwrap_or_default()
             ));
         }
-        std::thread::sleep(Duration::from_millis(2));
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
     };
     if status.success() {
         return Ok(());
@@ -177,6 +174,63 @@ fn run_one(hook: &Hook, state: &str) -> std::result::Result<(), String> {
     } else {
         format!("{how}: {output}")
     })
+}
+
+/// Write `input` to the child's stdin as it reads it, and wait for it to exit, both before
+/// `deadline` (None: no limit): Some(status), or None once the deadline passed. The state may
+/// be bigger than the pipe buffer, so a hook that does not read it must not block us past the
+/// deadline. A pidfd wakes us as the hook exits.
+fn feed_and_wait(
+    child: &mut Child,
+    input: &[u8],
+    deadline: Option<Instant>,
+) -> std::result::Result<Option<ExitStatus>, String> {
+    let pid = Pid::from_raw(child.id() as i32);
+    let pidfd = syscall::pidfd_open(pid).map_err(|e| format!("pidfd_open: {}", errno_text(e)))?;
+    let mut stdin = Some(OwnedFd::from(child.stdin.take().expect("piped")));
+    if let Some(fd) = &stdin {
+        fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .map_err(|e| format!("stdin O_NONBLOCK: {}", errno_text(e)))?;
+    }
+    let mut rest = input;
+    loop {
+        if rest.is_empty() {
+            // Closed: the hook reads end of file.
+            stdin = None;
+        }
+        let timeout = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) => PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+                None => return Ok(None),
+            },
+        };
+        let mut fds = vec![PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(fd) = &stdin {
+            fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLOUT));
+        }
+        match poll(&mut fds, timeout) {
+            Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+            r => r.map_err(|e| format!("poll: {}", errno_text(e)))?,
+        };
+        let exited = fds[0].any().unwrap_or(false);
+        let writable = fds.get(1).is_some_and(|f| f.any().unwrap_or(false));
+        drop(fds);
+        if exited {
+            return child
+                .wait()
+                .map(Some)
+                .map_err(|e| format!("wait: {}", io_text(&e)));
+        }
+        if let (true, Some(fd)) = (writable, &stdin) {
+            match nix::unistd::write(fd, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                // A hook that does not read its stdin is fine (EPIPE).
+                Err(_) => rest = &[],
+            }
+        }
+    }
 }
 
 fn memfd() -> std::io::Result<std::fs::File> {

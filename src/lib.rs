@@ -11,6 +11,7 @@ pub mod intel_rdt;
 mod mountinfo;
 pub mod namespaces;
 pub mod netdev;
+pub mod pidfd_socket;
 pub mod process;
 pub mod procfs;
 pub mod rootfs;

@@ -191,6 +191,13 @@ impl Store {
         };
         let lock = Flock::lock(fd, arg)
             .map_err(|(_, e)| Error::sys(format!("lock {}", path.display()), e))?;
+        // A `delete` we waited for may have removed the dir meanwhile: it is gone, not creating.
+        let held = nix::sys::stat::fstat(&*lock).ctx(|| format!("stat {}", path.display()))?;
+        match nix::sys::stat::stat(&path) {
+            Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => {}
+            Ok(_) | Err(nix::errno::Errno::ENOENT) => return Err(Error::NotFound(id.to_string())),
+            Err(e) => return Err(Error::sys(format!("stat {}", path.display()), e)),
+        }
         Ok(Dir {
             id: id.to_string(),
             path,

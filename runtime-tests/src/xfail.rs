@@ -35,6 +35,17 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
         "runc 1.1 masks with whatever the container's /dev/null is (CVE-2025-31133, fixed in runc 1.2.8)",
     ),
     ("runc", "inside/time-offsets", "runc 1.1 does not know the time namespace (support arrived in runc 1.2)"),
+    ("runc", "lifecycle/pidfd-socket", "runc 1.1 has no --pidfd-socket (it arrived in runc 1.2)"),
+    (
+        "runc",
+        "lifecycle/create-refuses-busy-cgroup",
+        "runc 1.1 adopts a cgroup that holds another container's processes (runc 1.2 refuses it)",
+    ),
+    (
+        "runc",
+        "hooks/hanging-poststart-leaves-commands-working",
+        "runc (1.1 and 1.5) runs poststart hooks at the end of create, so a hanging one holds create itself",
+    ),
     (
         "runc",
         "inside/rootfs-propagation",

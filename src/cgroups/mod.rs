@@ -148,9 +148,39 @@ impl Cgroup {
         Ok(Some(fd))
     }
 
-    /// mkdir the cgroup (and missing parents) in every hierarchy. If a step fails, what this
-    /// call created is removed again before the error is returned. An existing cgroup is reused.
-    pub fn create(&self) -> Result<()> {
+    /// Refuse a cgroup that exists and holds processes or is frozen, as runc does: it is not
+    /// ours (a create that adopted it would list, and on failure kill, processes it never
+    /// started), and a container would start frozen in it.
+    pub fn check_unused(&self) -> Result<()> {
+        for dir in self.dirs().filter(|d| d.is_dir()) {
+            let mut pids = Vec::new();
+            match fs::procs_tree(dir, &mut pids) {
+                Err(e) if e.errno() == Some(nix::Error::ENOENT) => continue,
+                r => r?,
+            }
+            if !pids.is_empty() {
+                return Err(Error::InUse(format!(
+                    "container's cgroup is not empty: {} process(es) found in {}",
+                    pids.len(),
+                    dir.display()
+                )));
+            }
+        }
+        let frozen = match self.freezer() {
+            Some(Freezer::V1(dir) | Freezer::V2(dir)) if !dir.is_dir() => false,
+            Some(f) => f.is_frozen()?,
+            None => false,
+        };
+        if frozen {
+            return Err(Error::InUse("container's cgroup is frozen".into()));
+        }
+        Ok(())
+    }
+
+    /// mkdir the cgroup (and missing parents) in every hierarchy; returns what this call made,
+    /// for [`Made::remove`]. If a step fails, what this call created is removed again before
+    /// the error is returned. An existing cgroup is reused.
+    pub fn create(&self) -> Result<Made> {
         let mut created = Vec::new();
         let made = self.v1.iter().try_for_each(|h| {
             fs::mkdir_all(&h.dir, &mut created)?;
@@ -164,14 +194,17 @@ impl Cgroup {
                 .iter()
                 .try_for_each(|d| fs::mkdir_all(d, &mut created))
         });
-        if made.is_err() {
-            for dir in created.iter().rev() {
-                if let Err(e) = std::fs::remove_dir(dir) {
-                    tracing::warn!("undo failed cgroup create: remove {}: {e}", dir.display());
+        match made {
+            Ok(()) => Ok(Made(created)),
+            Err(e) => {
+                for dir in created.iter().rev() {
+                    if let Err(e) = std::fs::remove_dir(dir) {
+                        tracing::warn!("undo failed cgroup create: remove {}: {e}", dir.display());
+                    }
                 }
+                Err(e)
             }
         }
-        made
     }
 
     /// Move `pid` into the cgroup in every hierarchy.
@@ -267,6 +300,10 @@ impl Cgroup {
     /// signal is not SIGKILL: a paused container stays paused (a killed one must be thawed to
     /// die).
     pub fn kill_all(&self, sig: Signal) -> Result<()> {
+        // A create killed before it made the cgroup left nothing to signal.
+        if !self.dirs().any(Path::is_dir) {
+            return Ok(());
+        }
         let freezer = self.freezer();
         let was_frozen = match &freezer {
             Some(f) => f.is_frozen()?,
@@ -340,6 +377,23 @@ impl Cgroup {
     /// fine. Every hierarchy is tried; the first error is returned.
     pub fn destroy(&self) -> Result<()> {
         self.dirs().map(fs::remove_tree).fold(Ok(()), Result::and)
+    }
+}
+
+/// The cgroup directories one [`Cgroup::create`] made (outermost first in each hierarchy): a
+/// failed create removes these and nothing that existed before it.
+#[derive(Debug, Default)]
+pub struct Made(Vec<PathBuf>);
+
+impl Made {
+    /// Remove the directories made, with any cgroups below them, innermost first; every one is
+    /// tried and the first error is returned.
+    pub fn remove(&self) -> Result<()> {
+        self.0
+            .iter()
+            .rev()
+            .map(|d| fs::remove_tree(d))
+            .fold(Ok(()), Result::and)
     }
 }
 

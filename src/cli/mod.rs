@@ -130,6 +130,9 @@ pub struct CreateArgs {
     /// Pass N more fds (3 to 3+N-1) to the container process
     #[arg(long, default_value_t = 0)]
     pub preserve_fds: u32,
+    /// Unix socket that receives a pidfd of the container's init
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +145,9 @@ pub struct RunArgs {
     /// Keep the container's state after it exits
     #[arg(long)]
     pub keep: bool,
+    /// Do not reap the orphans of the container's processes (they go to the host's init)
+    #[arg(long)]
+    pub no_subreaper: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +217,9 @@ pub struct ExecArgs {
     /// Unix socket that receives the pty master with --tty
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
+    /// Unix socket that receives a pidfd of the new process
+    #[arg(long)]
+    pub pidfd_socket: Option<PathBuf>,
     /// Working directory in the container
     #[arg(long)]
     pub cwd: Option<PathBuf>,

@@ -6,7 +6,7 @@ use berth::state::Store;
 
 use crate::cli::{CreateArgs, RunArgs};
 
-fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
+fn options(a: &CreateArgs, no_subreaper: bool) -> Result<CreateOptions<'_>> {
     let console = a
         .console_socket
         .as_deref()
@@ -28,17 +28,23 @@ fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         listen_fds: listen,
+        pidfd_socket: a
+            .pidfd_socket
+            .as_deref()
+            .map(berth::pidfd_socket::connect)
+            .transpose()?,
+        no_subreaper,
     })
 }
 
 pub fn create(store: &Store, a: &CreateArgs) -> Result<i32> {
-    container::create(store, options(a)?)?;
+    container::create(store, options(a, false)?)?;
     Ok(0)
 }
 
 pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
     let opts = RunOptions {
-        create: options(&a.create)?,
+        create: options(&a.create, a.no_subreaper)?,
         detach: a.detach,
         keep: a.keep,
     };

@@ -34,6 +34,11 @@ pub fn exec(store: &Store, a: &ExecArgs) -> Result<i32> {
         preserve_fds: a.preserve_fds,
         ignore_paused: a.ignore_paused,
         sub_cgroups: a.cgroup.clone(),
+        pidfd_socket: a
+            .pidfd_socket
+            .as_deref()
+            .map(berth::pidfd_socket::connect)
+            .transpose()?,
     };
     Ok(container::exec(store, opts)?)
 }

@@ -14,7 +14,7 @@ use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
 use crate::security::{lsm, seccomp};
 use crate::state::{self, State, Status, Store};
-use crate::{intel_rdt, netdev, rootfs, spec, Context, Error, Result};
+use crate::{intel_rdt, netdev, pidfd_socket, rootfs, spec, Context, Error, Result};
 
 pub struct CreateOptions<'a> {
     pub id: &'a str,
@@ -29,12 +29,19 @@ pub struct CreateOptions<'a> {
     /// systemd socket-activation fds passed on after the preserved ones; the process gets
     /// `LISTEN_FDS` for them (and `LISTEN_PID=1`, valid in its own pid namespace).
     pub listen_fds: u32,
+    /// A connected socket that gets a pidfd of the init (see [`crate::pidfd_socket`]).
+    pub pidfd_socket: Option<OwnedFd>,
+    /// Do not make the runtime a child subreaper (runc's `run --no-subreaper`): orphans of the
+    /// container's processes then go to the host's init. The init is our child either way.
+    pub no_subreaper: bool,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
 struct Undo {
     dir: Option<state::Dir>,
-    cgroup: Option<Cgroup>,
+    /// The container's cgroup and the directories of it that create made: the cgroup was
+    /// empty and thawed when create began, so every process in it is the container's.
+    cgroup: Option<(Cgroup, crate::cgroups::Made)>,
     pids: Vec<Pid>,
 }
 
@@ -48,9 +55,9 @@ impl Drop for Undo {
         for pid in &self.pids {
             let _ = nix::sys::wait::waitpid(*pid, None);
         }
-        if let Some(cg) = &self.cgroup {
+        if let Some((cg, made)) = &self.cgroup {
             let _ = cg.kill_all(Signal::SIGKILL);
-            if let Err(e) = cg.destroy() {
+            if let Err(e) = made.remove() {
                 tracing::warn!("clean up after failed create: {e}");
             }
         }
@@ -129,6 +136,7 @@ fn make(
     let linux = sp.linux().as_ref().expect("validated");
     let process = sp.process().as_ref().expect("validated");
     let resources = linux.resources().clone().unwrap_or_default();
+    cgroup.check_unused()?;
     let dir = store.create(opts.id)?;
     let mut undo = Undo {
         dir: None,
@@ -138,7 +146,24 @@ fn make(
     let fifo = dir.fifo();
     let lock_fd = dir.lock_fd().as_raw_fd();
     let dir_path = dir.path.clone();
-    undo.dir = Some(dir);
+    // Saved first with no init and no hooks, so that if this process is killed part-way,
+    // `delete --force` finds the cgroup it may have made (and `list` shows it stopped).
+    let mut saved = State {
+        id: opts.id.to_string(),
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner(),
+        annotations: sp.annotations().clone().unwrap_or_default(),
+        cgroup: cgroup.clone(),
+        hooks: None,
+        seccomp: linux.seccomp().clone(),
+        resources: linux.resources().clone(),
+    };
+    let saved_dir = undo.dir.insert(dir);
+    saved_dir.save(&saved)?;
     // Writable by anyone: the init opens it after switching to the container's user.
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622))
         .ctx(|| format!("mkfifo {}", fifo.display()))?;
@@ -149,10 +174,12 @@ fn make(
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", fifo.display()))?;
-    cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
+    let made = cgroup.create()?;
+    undo.cgroup = Some((cgroup.clone(), made));
     cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
-    process::become_subreaper()?;
+    if !opts.no_subreaper {
+        process::become_subreaper()?;
+    }
 
     let listener = seccomp::connect_listener(linux)?;
     let procfs = crate::procfs::open_private()?;
@@ -207,20 +234,7 @@ fn make(
         netdev::move_into(linux, first)?;
     }
 
-    let mut saved = State {
-        id: opts.id.to_string(),
-        pid: 0,
-        pid_start: 0,
-        bundle: bundle.dir.clone(),
-        rootfs: bundle.rootfs.clone(),
-        created: state::now_rfc3339(),
-        owner: owner(),
-        annotations: sp.annotations().clone().unwrap_or_default(),
-        cgroup,
-        hooks: sp.hooks().clone(),
-        seccomp: linux.seccomp().clone(),
-        resources: linux.resources().clone(),
-    };
+    saved.hooks = sp.hooks().clone();
     let init = process::drive(first, &chan, linux, ns, Some(procfs.as_fd()), |init| {
         if init != first {
             undo.pids.push(init);
@@ -236,6 +250,9 @@ fn make(
         Ok(oci)
     })
     .map_err(|e| explain_oom(e, &saved.cgroup))?;
+    if let Some(socket) = &opts.pidfd_socket {
+        pidfd_socket::send(socket.as_fd(), init, pidfd_socket::Kind::Init)?;
+    }
     saved.pid_start = state::process_start(init)?
         .ok_or_else(|| Error::Init("container init exited during create".into()))?;
     let dir = undo.dir.as_ref().expect("set above");
@@ -243,6 +260,9 @@ fn make(
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, init)?;
     }
+    // Until now the init dies if we do (it waits for this on the channel): from here on the
+    // saved state finds it.
+    chan.send(&sync::Msg::Saved)?;
     tracing::debug!(
         "created container {} with init {init} in {}",
         opts.id,

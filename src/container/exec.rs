@@ -15,7 +15,7 @@ use crate::namespaces::Plan;
 use crate::process::{self, sync, EnterArgs};
 use crate::security::{lsm, seccomp};
 use crate::state::{self, Status, Store};
-use crate::{Context, Error, Result};
+use crate::{pidfd_socket, Context, Error, Result};
 
 pub struct ExecOptions<'a> {
     pub id: &'a str,
@@ -29,6 +29,8 @@ pub struct ExecOptions<'a> {
     pub ignore_paused: bool,
     /// Existing sub-cgroups to run in, `[controller:]path` (runc's --cgroup).
     pub sub_cgroups: Vec<String>,
+    /// A connected socket that gets a pidfd of the process (see [`crate::pidfd_socket`]).
+    pub pidfd_socket: Option<OwnedFd>,
 }
 
 /// Returns the exit code: 0 when detached, else the process's (128+N when killed by signal N).
@@ -85,7 +87,7 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
     let fg = if opts.detach {
         None
     } else {
-        Some(Foreground::prepare(terminal, &mut opts.console)?)
+        Some(Foreground::prepare(terminal, &mut opts.console, true)?)
     };
     if fg.is_none() {
         process::become_subreaper()?;
@@ -150,6 +152,12 @@ pub fn exec(store: &Store, mut opts: ExecOptions) -> Result<i32> {
         }
     };
     drop(opts.console.take());
+    if let Some(socket) = &opts.pidfd_socket {
+        // The caller asked to manage the process through the pidfd: without it, it must not run.
+        pidfd_socket::send(socket.as_fd(), pid, pidfd_socket::Kind::Exec).inspect_err(|_| {
+            let _ = kill(pid, Signal::SIGKILL);
+        })?;
+    }
     if let Some(p) = opts.pid_file {
         state::write_pid_file(p, pid)?;
     }

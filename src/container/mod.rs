@@ -15,16 +15,16 @@ pub use pause::{pause, pids, resume};
 pub use run::{run, RunOptions};
 pub use update::update;
 
-use std::time::{Duration, Instant};
+use std::os::fd::AsFd;
 
-use nix::fcntl::{open, OFlag};
+use nix::fcntl::{open, Flock, FlockArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill as send_signal, Signal};
 use nix::sys::stat::Mode;
 
 use crate::hooks::{self, HookKind};
 use crate::state::{State, Status, Store};
-use crate::{Context, Error, Result};
+use crate::{syscall, Context, Error, Result};
 
 /// The saved state of a container and its status now.
 pub fn state(store: &Store, id: &str) -> Result<(State, Status)> {
@@ -57,31 +57,47 @@ pub fn list(store: &Store) -> Result<Vec<(State, Status)>> {
 
 /// Let a created container run its program: the init is blocked opening the exec fifo for
 /// writing until we open it for reading.
+///
+/// The container's lock is held only to check its status and open the fifo: while the
+/// startContainer hooks (run by the init before it answers) and the poststart hooks run,
+/// `state`, `kill`, `delete --force` and `list` must answer. A lock on the fifo itself keeps a
+/// second `start` out meanwhile.
 pub fn start(store: &Store, id: &str) -> Result<()> {
-    let dir = store.open(id, true)?;
-    let state = dir
-        .load()?
-        .ok_or_else(|| wrong(id, "start", Status::Creating))?;
-    let status = dir.status(&state);
-    if status != Status::Created {
-        return Err(wrong(id, "start", status));
-    }
-    let fifo_path = dir.fifo();
-    // Non-blocking, so a dead init cannot hang us: we poll and check that it is still alive.
-    let fifo = open(
-        &fifo_path,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("open {}", fifo_path.display()))?;
+    let (state, fifo, fifo_path) = {
+        let dir = store.open(id, true)?;
+        let state = dir
+            .load()?
+            .ok_or_else(|| wrong(id, "start", Status::Creating))?;
+        let status = dir.status(&state);
+        if status != Status::Created {
+            return Err(wrong(id, "start", status));
+        }
+        let fifo_path = dir.fifo();
+        // Non-blocking, so a dead init cannot hang us: we poll and check that it is still alive.
+        let fifo = open(
+            &fifo_path,
+            OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ctx(|| format!("open {}", fifo_path.display()))?;
+        let fifo = match Flock::lock(fifo, FlockArg::LockExclusiveNonblock) {
+            Ok(f) => f,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::WrongState {
+                    op: "start",
+                    id: id.to_string(),
+                    status: "being started".into(),
+                })
+            }
+            Err((_, e)) => return Err(Error::sys(format!("lock {}", fifo_path.display()), e)),
+        };
+        (state, fifo, fifo_path)
+    };
     let mut buf = [0u8; 4096];
     loop {
-        let mut fds = [PollFd::new(
-            std::os::fd::AsFd::as_fd(&fifo),
-            PollFlags::POLLIN,
-        )];
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         let _ = poll(&mut fds, PollTimeout::from(50u16));
-        match nix::unistd::read(&fifo, &mut buf) {
+        match nix::unistd::read(&*fifo, &mut buf) {
             Ok(n) if n > 0 && buf[0] == b'0' => break,
             Ok(n) if n > 0 => {
                 let _ = std::fs::remove_file(&fifo_path);
@@ -90,6 +106,10 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
                 ));
             }
             Ok(_) | Err(nix::errno::Errno::EAGAIN) if state.init_alive() => continue,
+            // A `delete` ran while we waited: it killed the init and removed the state.
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) if !fifo_path.exists() => {
+                return Err(Error::NotFound(id.to_string()))
+            }
             Ok(_) | Err(nix::errno::Errno::EAGAIN) => {
                 return Err(Error::Init(format!(
                     "container {id:?}: init exited before start"
@@ -99,6 +119,7 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         }
     }
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
+    drop(fifo);
     let oci = serde_json::to_string(&state.oci(Status::Running)).expect("state serialises");
     // A failed poststart hook stops the container, as runc does and runtime-spec now asks: left
     // running, its caller (containerd's shim) would still think it created and refuse to delete it.
@@ -121,7 +142,10 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
         return state.cgroup.kill_all(sig);
     }
     if status == Status::Stopped {
-        return Err(wrong(id, "kill", status));
+        return Err(Error::NotRunning {
+            op: "kill",
+            id: id.to_string(),
+        });
     }
     send_signal(state.init_pid(), sig)
         .ctx(|| format!("send {sig} to container {id:?} (pid {})", state.pid))?;
@@ -172,18 +196,37 @@ fn stop(state: &State) -> Result<()> {
     wait_gone(state)
 }
 
+/// Wait (10 s at most) until the init is gone: a pidfd of it turns readable as it exits.
 fn wait_gone(state: &State) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while state.init_alive() {
-        if Instant::now() > deadline {
-            return Err(Error::Init(format!(
-                "container {:?}: init {} did not die",
-                state.id, state.pid
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    if !state.init_alive() {
+        return Ok(());
     }
-    Ok(())
+    let pidfd = match syscall::pidfd_open(state.init_pid()) {
+        Err(nix::Error::ESRCH) => return Ok(()),
+        r => r.ctx(|| {
+            format!(
+                "pidfd_open of container {:?}'s init (pid {})",
+                state.id, state.pid
+            )
+        })?,
+    };
+    // Checked again once the pidfd is open: it then refers to our init, not a reuse of its pid.
+    if !state.init_alive() {
+        return Ok(());
+    }
+    let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(10_000u16)) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(0) => {
+                return Err(Error::Init(format!(
+                    "container {:?}: init {} did not die",
+                    state.id, state.pid
+                )))
+            }
+            r => return r.map(drop).ctx(|| "poll the init's pidfd"),
+        }
+    }
 }
 
 fn wrong(id: &str, op: &'static str, status: Status) -> Error {

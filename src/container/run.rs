@@ -32,7 +32,8 @@ pub fn run(store: &Store, mut opts: RunOptions) -> Result<i32> {
         return Ok(0);
     }
     let checked = check(&opts.create)?;
-    let fg = Foreground::prepare(checked.terminal(), &mut opts.create.console)?;
+    let subreaper = !opts.create.no_subreaper;
+    let fg = Foreground::prepare(checked.terminal(), &mut opts.create.console, subreaper)?;
     let init = checked.create(store, opts.create)?;
     let result = fg.attach(init, || start(store, &id));
     if !opts.keep {
@@ -54,8 +55,12 @@ pub(crate) struct Foreground {
 impl Foreground {
     /// Before the process exists: block the signals it should get (it unblocks them itself, so
     /// none is lost), and with a terminal and nobody to hand the pty to, take the pty ourselves
-    /// (`console` gets the process's end).
-    pub(crate) fn prepare(terminal: bool, console: &mut Option<OwnedFd>) -> Result<Foreground> {
+    /// (`console` gets the process's end). A `subreaper` also gets the process's orphans.
+    pub(crate) fn prepare(
+        terminal: bool,
+        console: &mut Option<OwnedFd>,
+        subreaper: bool,
+    ) -> Result<Foreground> {
         let mut ours = None;
         if terminal && console.is_none() {
             let (mine, theirs) = socketpair(
@@ -76,7 +81,9 @@ impl Foreground {
             .ctx(|| "block signals")?;
         let signals =
             SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC).ctx(|| "create signalfd")?;
-        crate::process::become_subreaper()?;
+        if subreaper {
+            crate::process::become_subreaper()?;
+        }
         Ok(Foreground {
             signals,
             console: ours,

@@ -100,6 +100,14 @@ pub(super) fn run(args: &InitArgs, chan: &Channel) -> Result<Infallible> {
     mempolicy::apply(linux)?;
     let prepared = exec::prepare(process, filter, Some(args.procfs))?;
     chan.send(&Msg::Ready)?;
+    match chan.recv() {
+        Ok(Msg::Saved) => {}
+        Ok(m) => return Err(Error::Init(format!("sync: expected saved, got {m:?}"))),
+        // The runtime died before saving the state: nobody knows of us, and we hold its
+        // caller's stdout and stderr. Nobody is left to report to either.
+        // SAFETY: _exit skips the parent's atexit handlers, which this forked copy must not run.
+        Err(_) => unsafe { libc::_exit(1) },
+    }
 
     // Blocks until `start` opens the fifo for reading; `start` then waits for our byte, so the
     // startContainer hooks run before it goes on to poststart.

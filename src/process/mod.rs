@@ -214,8 +214,10 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
         if ns.new.intersects(for_children)
             || ns.join.iter().any(|(f, ..)| for_children.contains(*f))
         {
-            let pidns = ns.new & CloneFlags::CLONE_NEWPID;
-            if let Some(pid) = clone_fork(pidns).ctx(|| "fork container init")? {
+            // CLONE_PARENT: the init is the runtime's child, not an orphan of ours, so the
+            // runtime waits for it and kills it on failure without being a subreaper.
+            let flags = (ns.new & CloneFlags::CLONE_NEWPID) | CloneFlags::CLONE_PARENT;
+            if let Some(pid) = clone_fork(flags).ctx(|| "fork container init")? {
                 chan.send(&Msg::InitPid(pid.as_raw()))?;
                 // SAFETY: see spawn(); this intermediate process is done.
                 unsafe { libc::_exit(0) }

@@ -90,7 +90,7 @@ fn listen(ctx: &Ctx, name: &str) -> Result<(String, PtyReceiver, Instant)> {
     let sock = ctx.dir.join(name);
     let listener = UnixListener::bind(&sock)?;
     let deadline = Instant::now() + ctx.timeout();
-    let receiver = thread::spawn(move || receive_pty(listener, deadline));
+    let receiver = thread::spawn(move || receive_fd(listener, deadline));
     Ok((
         sock.to_str().context("utf-8 path")?.to_string(),
         receiver,
@@ -137,8 +137,9 @@ fn exec_tty(ctx: &mut Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Accepts the runtime's connection and takes the pty master sent with SCM_RIGHTS.
-fn receive_pty(listener: UnixListener, deadline: Instant) -> Result<(String, OwnedFd)> {
+/// Accepts the runtime's connection and takes the fd sent with SCM_RIGHTS and its payload: the
+/// pty master and its name on a console socket, a pidfd on a pidfd socket.
+pub fn receive_fd(listener: UnixListener, deadline: Instant) -> Result<(String, OwnedFd)> {
     listener.set_nonblocking(true)?;
     let stream = loop {
         match listener.accept() {
@@ -172,7 +173,7 @@ fn receive_pty(listener: UnixListener, deadline: Instant) -> Result<(String, Own
         }
     }
     let len = msg.bytes;
-    let fd = fd.context("console socket message carried no fd")?;
+    let fd = fd.context("the socket's message carried no fd")?;
     Ok((String::from_utf8_lossy(&buf[..len]).into_owned(), fd))
 }
 

@@ -81,7 +81,72 @@ pub const TESTS: &[Test] = &[
         );
         Ok(())
     }),
+    // The state on stdin is bigger than a pipe buffer and the hook never reads it: the
+    // timeout must still hold (a runtime blocked writing stdin never gets to it).
+    ("hooks/timeout-with-large-state", |c| {
+        let mut hook = sh("exec sleep 60");
+        hook["timeout"] = json!(1);
+        let b = c.bundle(|v| {
+            v["hooks"] = json!({ "createRuntime": [hook] });
+            v["annotations"] = json!({ "org.example.big": "x".repeat(1 << 20) });
+        })?;
+        let started = Instant::now();
+        create_fails(c, &b, &b.id)?;
+        ensure!(
+            started.elapsed() < c.timeout() / 2,
+            "create took {:?} with a 1s hook timeout",
+            started.elapsed()
+        );
+        Ok(())
+    }),
+    ("hooks/hanging-poststart-leaves-commands-working", |c| {
+        hanging_hook(c, "poststart")
+    }),
+    (
+        "hooks/hanging-start-container-leaves-commands-working",
+        |c| hanging_hook(c, "startContainer"),
+    ),
 ];
+
+/// While a `start` waits for a hook of `kind` that hangs, the container's other commands
+/// answer (runc holds no lock meanwhile): `state`, `list`, `kill`, `delete --force`.
+fn hanging_hook(ctx: &mut Ctx, kind: &str) -> Result<()> {
+    let dir = ctx.dir.join("hang");
+    fs::create_dir_all(&dir)?;
+    let d = dir.display().to_string();
+    let hook = sh(&format!(
+        "touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.1; done"
+    ));
+    let b = ctx.bundle(|v| {
+        v["hooks"] = json!({ kind: [hook] });
+        // startContainer runs in the container's mount namespace: the dir is there too.
+        v["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": d, "type": "bind", "source": d, "options": ["rbind", "rw"],
+        }));
+        v["process"]["args"] = json!(["sleep", "300"]);
+    })?;
+    ctx.rt(&["create", "--bundle", b.dir_str(), &b.id])?.ok()?;
+    let pid = ctx.state(&b.id)?["pid"].as_i64().context("no pid")?;
+    let start = ctx.spawn(&["start", &b.id])?;
+    wait_file(ctx, &dir.join("started"))?;
+    let result = (|| -> Result<()> {
+        ctx.state(&b.id)?;
+        let list = ctx.rt(&["list", "-q"])?.ok()?;
+        ensure!(
+            list.stdout.lines().any(|l| l.trim() == b.id),
+            "`list -q` lacks {}: {}",
+            b.id,
+            list.stdout
+        );
+        ctx.rt(&["kill", &b.id, "KILL"])?.ok()?;
+        wait_for(ctx, "the container's init to die", || process_gone(pid))?;
+        ctx.rt(&["delete", "--force", &b.id])?.ok()?;
+        ctx.assert_nothing_left(&b.id, &b.cgroup)
+    })();
+    fs::write(dir.join("go"), "")?;
+    let _ = start.wait()?;
+    result
+}
 
 const HOOKS: &[&str] = &[
     "prestart",

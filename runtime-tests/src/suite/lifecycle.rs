@@ -1,10 +1,15 @@
 //! The lifecycle seen from outside: create/start/state/kill/delete/run/list.
 
+use super::console::receive_fd;
 use super::{process_gone, wait_file, wait_for, Test};
-use crate::harness::{cgroup_dirs, Bundle, Ctx};
+use crate::harness::{cgroup_dirs, Bundle, Ctx, CGROUP_PARENT};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::time::Instant;
 
 pub const TESTS: &[Test] = &[
     (
@@ -33,6 +38,18 @@ pub const TESTS: &[Test] = &[
             .ok()
             .map(drop)
     }),
+    ("lifecycle/kill-stopped-not-running", kill_stopped),
+    ("lifecycle/large-annotations", large_annotations),
+    (
+        "lifecycle/create-refuses-busy-cgroup",
+        create_refuses_busy_cgroup,
+    ),
+    (
+        "lifecycle/create-refuses-frozen-cgroup",
+        create_refuses_frozen_cgroup,
+    ),
+    ("lifecycle/pidfd-socket", pidfd_socket),
+    ("lifecycle/run-no-subreaper", run_no_subreaper),
     ("lifecycle/start-running-fails", start_running_fails),
     ("lifecycle/delete-running-fails", delete_running_fails),
     ("lifecycle/duplicate-id-fails", duplicate_id_fails),
@@ -338,5 +355,211 @@ fn duplicate_id_fails(ctx: &mut Ctx) -> Result<()> {
         before == after,
         "the existing container changed: {before} -> {after}"
     );
+    Ok(())
+}
+
+/// `kill` of a container whose process has exited fails with runc's words, which containerd's
+/// shim matches; `kill --all` of it succeeds, as in runc.
+fn kill_stopped(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(shell("true"))?;
+    ctx.rt(&["run", "--detach", "--bundle", b.dir_str(), &b.id])?
+        .ok()?;
+    ctx.wait_status(&b.id, "stopped")?;
+    let out = ctx.rt(&["kill", &b.id, "KILL"])?.failed()?;
+    ensure!(
+        out.stderr.contains("container not running"),
+        "kill of a stopped container says: {}",
+        out.stderr.trim()
+    );
+    ctx.rt(&["kill", "--all", &b.id, "KILL"])?.ok()?;
+    ctx.rt(&["delete", &b.id])?.ok()?;
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+/// 1 MiB of annotations: they reach `state` and the container runs (runc runs them; the state
+/// also crosses the runtime's channel to its init for the container's own hooks).
+fn large_annotations(ctx: &mut Ctx) -> Result<()> {
+    let annotations: serde_json::Map<String, Value> = (0..16)
+        .map(|i| (format!("org.example.big{i}"), json!("x".repeat(64 << 10))))
+        .collect();
+    let b = ctx.bundle(|v| {
+        shell(WAIT_FOR_GO)(v);
+        v["annotations"] = Value::Object(annotations.clone());
+    })?;
+    create(ctx, &b)?;
+    let st = ctx.state(&b.id)?;
+    ensure!(
+        st["annotations"] == Value::Object(annotations),
+        "state annotations differ ({} bytes)",
+        st["annotations"].to_string().len()
+    );
+    ctx.rt(&["start", &b.id])?.ok()?;
+    fs::write(b.rootfs().join("tmp/go"), "")?;
+    ctx.wait_status(&b.id, "stopped")?;
+    ctx.rt(&["delete", &b.id])?.ok()?;
+    ctx.assert_nothing_left(&b.id, &b.cgroup)
+}
+
+/// A second container in the cgroup of a running one is refused (runc: "container's cgroup is
+/// not empty"), and its failed create leaves the first one and the cgroup alone.
+fn create_refuses_busy_cgroup(ctx: &mut Ctx) -> Result<()> {
+    let (first, st) = running_sleeper(ctx)?;
+    let cgroup = first.cgroup.clone();
+    let second = ctx.bundle(|v| {
+        v["linux"]["cgroupsPath"] = json!(format!("/{CGROUP_PARENT}/{cgroup}"));
+    })?;
+    ctx.track(&second.id);
+    let out = ctx
+        .rt(&["create", "--bundle", second.dir_str(), &second.id])?
+        .failed()?;
+    ensure!(
+        out.stderr.contains("not empty"),
+        "create in a busy cgroup says: {}",
+        out.stderr.trim()
+    );
+    ctx.rt(&["state", &second.id])?.failed()?;
+    let after = ctx.state(&first.id)?;
+    ensure!(
+        after["status"] == "running" && after["pid"] == st["pid"],
+        "the failed create changed the first container: {after}"
+    );
+    ensure!(
+        !cgroup_dirs(&cgroup).is_empty(),
+        "the failed create removed the cgroup"
+    );
+    ctx.rt(&["delete", "--force", &first.id])?.ok()?;
+    ctx.assert_nothing_left(&first.id, &first.cgroup)
+}
+
+/// An empty cgroup that is frozen is refused: the container would start frozen (runc says
+/// "container's cgroup unexpectedly frozen"). The cgroup is not ours: it stays.
+fn create_refuses_frozen_cgroup(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(shell("true"))?;
+    let v1 = Path::new("/sys/fs/cgroup/freezer");
+    let (dir, file, frozen) = if v1.is_dir() {
+        (
+            v1.join(CGROUP_PARENT).join(&b.cgroup),
+            "freezer.state",
+            "FROZEN",
+        )
+    } else {
+        let dir = Path::new("/sys/fs/cgroup")
+            .join(CGROUP_PARENT)
+            .join(&b.cgroup);
+        (dir, "cgroup.freeze", "1")
+    };
+    fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    fs::write(dir.join(file), frozen).with_context(|| format!("freeze {}", dir.display()))?;
+    ctx.track(&b.id);
+    let out = ctx
+        .rt(&["create", "--bundle", b.dir_str(), &b.id])?
+        .failed();
+    let thawed = if file == "freezer.state" {
+        "THAWED"
+    } else {
+        "0"
+    };
+    fs::write(dir.join(file), thawed)?;
+    let out = out?;
+    ensure!(
+        out.stderr.contains("frozen"),
+        "create in a frozen cgroup says: {}",
+        out.stderr.trim()
+    );
+    ensure!(dir.is_dir(), "the failed create removed the frozen cgroup");
+    Ok(())
+}
+
+/// The pid a pidfd refers to, from its fdinfo.
+fn pidfd_pid(fd: &OwnedFd) -> Result<i64> {
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .with_context(|| format!("not a pidfd: {info}"))
+}
+
+/// `--pidfd-socket` (runc 1.2+): `create` sends a pidfd of the init to the socket, `exec` one
+/// of the process it adds; the pidfd signals the process.
+fn pidfd_socket(ctx: &mut Ctx) -> Result<()> {
+    let b = ctx.bundle(|v| v["process"]["args"] = json!(["sleep", "300"]))?;
+    let receive = |ctx: &mut Ctx, args: &[&str], name: &str| -> Result<OwnedFd> {
+        let sock = ctx.dir.join(name);
+        let listener = UnixListener::bind(&sock)?;
+        let sock = sock.to_str().context("utf-8 path")?;
+        let mut full = args.to_vec();
+        full.splice(1..1, ["--pidfd-socket", sock]);
+        ctx.rt(&full)?.ok()?;
+        Ok(receive_fd(listener, Instant::now() + ctx.timeout())?.1)
+    };
+    let init_fd = receive(
+        ctx,
+        &["create", "--bundle", b.dir_str(), &b.id],
+        "init.sock",
+    )?;
+    let init = pid_of(&ctx.state(&b.id)?)?;
+    ensure!(
+        pidfd_pid(&init_fd)? == init,
+        "create's pidfd is of pid {}, the init is {init}",
+        pidfd_pid(&init_fd)?
+    );
+    ctx.rt(&["start", &b.id])?.ok()?;
+    let exec_fd = receive(
+        ctx,
+        &["exec", "--detach", &b.id, "sleep", "301"],
+        "exec.sock",
+    )?;
+    let pid = pidfd_pid(&exec_fd)?;
+    let cmdline = fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    ensure!(
+        cmdline == "sleep\x00301\x00",
+        "exec's pidfd is of pid {pid} ({cmdline:?}), not the exec'd sleep"
+    );
+    // SAFETY: pidfd_send_signal takes a pidfd we own, a signal, no siginfo and no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            init_fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    ensure!(
+        r == 0,
+        "pidfd_send_signal: {}",
+        std::io::Error::last_os_error()
+    );
+    ctx.wait_status(&b.id, "stopped")?;
+    Ok(())
+}
+
+/// `run --no-subreaper` still waits for the container and returns its exit status, also when
+/// its init is forked by an intermediate process (a namespace joined by path).
+fn run_no_subreaper(ctx: &mut Ctx) -> Result<()> {
+    // The runner's own: any namespace will do.
+    let ipc = format!("/proc/{}/ns/ipc", std::process::id());
+    for join in [false, true] {
+        let b = ctx.bundle(|v| {
+            shell("exit 3")(v);
+            if join {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .expect("namespaces")
+                    .retain(|n| n["type"] != "ipc");
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .expect("namespaces")
+                    .push(json!({ "type": "ipc", "path": ipc }));
+            }
+        })?;
+        let out = ctx.rt(&["run", "--no-subreaper", "--bundle", b.dir_str(), &b.id])?;
+        ensure!(
+            out.code() == Some(3),
+            "run --no-subreaper of `exit 3` (ipc joined by path: {join}) returned {}: {}",
+            out.describe(),
+            out.stderr.trim()
+        );
+    }
     Ok(())
 }

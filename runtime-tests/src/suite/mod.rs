@@ -12,7 +12,7 @@ mod apparmor;
 mod attacks;
 mod attrs;
 mod cgroups;
-mod console;
+pub mod console;
 mod errors;
 pub mod exec;
 mod features;
