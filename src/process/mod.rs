@@ -173,6 +173,7 @@ fn spawn(
 
 /// The common first part of a spawned process: namespaces, and the fork into pid/time ones.
 fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
+    let ns = sp.ns;
     for fd in sp.close_fds.iter().chain([&sp.peer]) {
         let _ = nix::unistd::close(*fd);
     }
@@ -182,13 +183,18 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
     // Until it execs, this process is the runtime's binary. Non-dumpable, its /proc/<pid>/exe
     // (and the rest of /proc/<pid>) is closed to the container's processes, which could otherwise
     // open the host binary through it and overwrite it once we exit (CVE-2019-5736). execve
-    // makes the container's program dumpable again.
-    nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
+    // makes the container's program dumpable again. An unprivileged runtime can only write the
+    // id maps of a new user namespace (or have newuidmap do it) while /proc/<pid> is still its
+    // own, as runc does: dumpable until then, before anything of the container runs.
+    let unprivileged_maps =
+        ns.new.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root();
+    if !unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
+    }
     // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec.
     // SAFETY: restoring a default disposition installs no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     expect_go(chan)?;
-    let ns = sp.ns;
     // A cgroup namespace is rooted at its creator's cgroup: it is made only now that the parent
     // has put us in the container's cgroup, so the container sees that cgroup as its root.
     if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
@@ -202,6 +208,11 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
             chan.send(&Msg::WriteMaps)?;
             expect_go(chan)?;
         }
+    }
+    if unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
+    }
+    if !ns.single_clone() {
         if ns.new.contains(namespaces::CLONE_NEWTIME) {
             namespaces::write_time_offsets(sp.linux, need_procfs(sp.procfs)?)?;
         }
