@@ -6,7 +6,7 @@ use berth::state::Store;
 
 use crate::cli::{CreateArgs, RunArgs};
 
-fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
+fn options(a: &CreateArgs, rootless: bool) -> Result<CreateOptions<'_>> {
     let console = a
         .console_socket
         .as_deref()
@@ -28,17 +28,18 @@ fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         listen_fds: listen,
+        rootless_cgroups: rootless,
     })
 }
 
-pub fn create(store: &Store, a: &CreateArgs) -> Result<i32> {
-    container::create(store, options(a)?)?;
+pub fn create(store: &Store, a: &CreateArgs, rootless: bool) -> Result<i32> {
+    container::create(store, options(a, rootless)?)?;
     Ok(0)
 }
 
-pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
+pub fn run(store: &Store, a: &RunArgs, rootless: bool) -> Result<i32> {
     let opts = RunOptions {
-        create: options(&a.create)?,
+        create: options(&a.create, rootless)?,
         detach: a.detach,
         keep: a.keep,
     };

@@ -29,6 +29,10 @@ pub struct CreateOptions<'a> {
     /// systemd socket-activation fds passed on after the preserved ones; the process gets
     /// `LISTEN_FDS` for them (and `LISTEN_PID=1`, valid in its own pid namespace).
     pub listen_fds: u32,
+    /// runc's rootless cgroup manager: a cgroup the caller may not create is skipped when the
+    /// config allows it ([`crate::cgroups::may_skip`]), and device rules are not applied (the
+    /// kernel lets no unprivileged user or user namespace set them).
+    pub rootless_cgroups: bool,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -149,9 +153,31 @@ fn make(
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", fifo.display()))?;
-    cgroup.create()?;
+    let cgroup = match cgroup.create() {
+        Err(e)
+            if opts.rootless_cgroups
+                && crate::cgroups::may_skip(&e, linux.cgroups_path().as_deref(), &resources) =>
+        {
+            tracing::debug!("rootless: the container runs without a cgroup of its own: {e}");
+            Cgroup::none()
+        }
+        Err(e) if opts.rootless_cgroups && crate::cgroups::denied(&e) => {
+            return Err(Error::Init(format!(
+                "rootless: {e} (without write access to cgroups, a container needs no \
+                 linux.cgroupsPath and no resource limits)"
+            )))
+        }
+        r => r.map(|()| cgroup)?,
+    };
     undo.cgroup = Some(cgroup.clone());
-    cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
+    if opts.rootless_cgroups {
+        if !cgroup.is_none() {
+            tracing::debug!("rootless: device rules are not applied");
+            cgroup.update(&resources)?;
+        }
+    } else {
+        cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
+    }
     process::become_subreaper()?;
 
     let listener = seccomp::connect_listener(linux)?;
