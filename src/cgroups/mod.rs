@@ -132,9 +132,9 @@ impl Cgroup {
 
     /// The error of an operation that needs the cgroup a [`Cgroup::none`] does not have.
     fn missing(&self) -> Error {
-        Error::sys(
-            "the container has no cgroup (it was created rootless, without a cgroup it could write)",
-            nix::Error::ENOTSUP,
+        Error::Usage(
+            "the container has no cgroup (it was created rootless, without a cgroup it could write)"
+                .into(),
         )
     }
 

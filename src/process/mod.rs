@@ -208,14 +208,15 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
             chan.send(&Msg::WriteMaps)?;
             expect_go(chan)?;
         }
+        // Also by /proc/self, closed to a non-dumpable process of an unprivileged runtime.
+        if ns.new.contains(namespaces::CLONE_NEWTIME) {
+            namespaces::write_time_offsets(sp.linux, need_procfs(sp.procfs)?)?;
+        }
     }
     if unprivileged_maps {
         nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
     }
     if !ns.single_clone() {
-        if ns.new.contains(namespaces::CLONE_NEWTIME) {
-            namespaces::write_time_offsets(sp.linux, need_procfs(sp.procfs)?)?;
-        }
         // setns/unshare of pid and time namespaces apply to children only: fork the init there.
         let for_children = CloneFlags::CLONE_NEWPID | namespaces::CLONE_NEWTIME;
         if ns.new.intersects(for_children)
