@@ -25,6 +25,8 @@ pub struct Env {
     pub rootfs: PathBuf,
     pub workdir: PathBuf,
     pub keep: bool,
+    /// Rootless mode: the user the runtime runs as.
+    pub rootless: Option<crate::rootless::User>,
 }
 
 pub struct Bundle {
@@ -74,6 +76,9 @@ impl<'e> Ctx<'e> {
         let state = dir.join("state");
         fs::create_dir_all(dir.join("logs"))?;
         fs::create_dir_all(&state)?;
+        if let Some(user) = &env.rootless {
+            user.chown(&dir)?;
+        }
         Ok(Ctx {
             env,
             dir,
@@ -128,6 +133,10 @@ impl<'e> Ctx<'e> {
         fs::copy(&self.env.checker, rootfs.join("checker")).context("copying checker")?;
         let mut config = base_config(&id);
         edit(&mut config);
+        if let Some(user) = &self.env.rootless {
+            user.adapt(&mut config, &id);
+            user.shift_owners(&rootfs)?;
+        }
         fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
         self.containers.push(id.clone());
         self.cgroups.push(id.clone());
@@ -136,6 +145,15 @@ impl<'e> Ctx<'e> {
             id,
             dir,
         })
+    }
+
+    /// In rootless mode, give what the runner made for the runtime (a socket it connects to)
+    /// to the runtime's user.
+    pub fn hand_over(&self, path: &Path) -> Result<()> {
+        match &self.env.rootless {
+            Some(user) => user.chown(path),
+            None => Ok(()),
+        }
     }
 
     /// Registers an extra id (e.g. a hand-picked invalid one) for cleanup.

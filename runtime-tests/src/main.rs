@@ -3,6 +3,7 @@
 
 mod harness;
 mod report;
+mod rootless;
 mod runtime;
 mod suite;
 mod xfail;
@@ -18,7 +19,8 @@ use std::time::Duration;
 
 const USAGE: &str =
     "usage: runtime-tests --runtime PATH [--runtime-name NAME] [--filter PATTERN] [--keep]
-                     [--checker PATH] [--mkrootfs PATH]
+                     [--checker PATH] [--mkrootfs PATH] [--rootless [--rootless-cgroup DIR]]
+--rootless: the runtime runs as a user the run creates (see src/rootless.rs)
 env: RUNTIME_TESTS_TIMEOUT_SCALE multiplies the 20s per-command timeout";
 const BASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Where the static checker is built (see runtime-tests/README.md).
@@ -31,12 +33,15 @@ struct Opts {
     keep: bool,
     checker: Option<PathBuf>,
     mkrootfs: PathBuf,
+    rootless: bool,
+    rootless_cgroup: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Opts> {
     let mut args = std::env::args().skip(1);
     let (mut runtime, mut name, mut filter, mut keep, mut checker) =
         (None, None, None, false, None);
+    let (mut rootless, mut rootless_cgroup) = (false, None);
     let mut mkrootfs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/mkrootfs"));
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -50,6 +55,8 @@ fn parse_args() -> Result<Opts> {
             "--checker" => checker = Some(PathBuf::from(value()?)),
             "--mkrootfs" => mkrootfs = PathBuf::from(value()?),
             "--keep" => keep = true,
+            "--rootless" => rootless = true,
+            "--rootless-cgroup" => rootless_cgroup = Some(PathBuf::from(value()?)),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -73,6 +80,8 @@ fn parse_args() -> Result<Opts> {
         keep,
         checker,
         mkrootfs,
+        rootless,
+        rootless_cgroup,
     })
 }
 
@@ -153,15 +162,33 @@ fn run() -> Result<bool> {
         .with_context(|| format!("running {}", opts.mkrootfs.display()))?;
     ensure!(built.success(), "{} failed", opts.mkrootfs.display());
 
+    let user = if opts.rootless {
+        Some(rootless::User::create(opts.rootless_cgroup)?)
+    } else {
+        ensure!(
+            opts.rootless_cgroup.is_none(),
+            "--rootless-cgroup needs --rootless"
+        );
+        None
+    };
+    if user.is_some() {
+        // Bundles and state dirs below it belong to the user, who must reach them.
+        fs::set_permissions(
+            &workdir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+    }
     let env = Env {
         runtime: Runtime {
             path: runtime_path,
             timeout: BASE_TIMEOUT.mul_f64(scale),
+            user: user.as_ref().map(|u| (u.uid, u.gid)),
         },
         checker,
         rootfs,
         workdir: workdir.clone(),
         keep: opts.keep,
+        rootless: user,
     };
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (name, test) in suite::all() {
@@ -170,6 +197,11 @@ fn run() -> Result<bool> {
             .as_ref()
             .is_some_and(|f| !name.contains(f.as_str()))
         {
+            continue;
+        }
+        if let Some(why) = env.rootless.as_ref().and(rootless::skipped(name)) {
+            skipped += 1;
+            println!("skip {name}: rootless: {why}");
             continue;
         }
         let result = match Ctx::new(&env, name) {
@@ -185,7 +217,11 @@ fn run() -> Result<bool> {
             }),
             Err(e) => Err(e),
         };
-        let expected = xfail::expected_failure(&opts.name, name);
+        let expected = xfail::expected_failure(&opts.name, name).or_else(|| {
+            env.rootless
+                .as_ref()
+                .and(rootless::expected_failure(&opts.name, name))
+        });
         match (result, expected) {
             (Ok(()), None) => {
                 passed += 1;
