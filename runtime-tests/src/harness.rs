@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const CGROUP_FS: &str = "/sys/fs/cgroup";
+pub const CGROUP_FS: &str = "/sys/fs/cgroup";
 /// Parent of every test cgroup. Absolute, so the runtime never nests it under
 /// its caller's cgroup (which may belong to someone else).
 pub const CGROUP_PARENT: &str = "runtime-tests";
@@ -134,7 +134,7 @@ impl<'e> Ctx<'e> {
         let mut config = base_config(&id);
         edit(&mut config);
         if let Some(user) = &self.env.rootless {
-            user.adapt(&mut config, &id);
+            user.adapt(&mut config);
             user.shift_owners(&rootfs)?;
         }
         fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;

@@ -12,6 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use harness::{Ctx, Env, CGROUP_PARENT};
 use runtime::Runtime;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -19,8 +20,9 @@ use std::time::Duration;
 
 const USAGE: &str =
     "usage: runtime-tests --runtime PATH [--runtime-name NAME] [--filter PATTERN] [--keep]
-                     [--checker PATH] [--mkrootfs PATH] [--rootless [--rootless-cgroup DIR]]
---rootless: the runtime runs as a user the run creates (see src/rootless.rs)
+                     [--checker PATH] [--mkrootfs PATH] [--rootless [--rootless-cgroup]]
+--rootless: the runtime runs as a user the run creates (see src/rootless.rs); with
+  --rootless-cgroup (pure cgroup v2) the suite's cgroup parent is delegated to that user
 env: RUNTIME_TESTS_TIMEOUT_SCALE multiplies the 20s per-command timeout";
 const BASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Where the static checker is built (see runtime-tests/README.md).
@@ -34,14 +36,14 @@ struct Opts {
     checker: Option<PathBuf>,
     mkrootfs: PathBuf,
     rootless: bool,
-    rootless_cgroup: Option<PathBuf>,
+    rootless_cgroup: bool,
 }
 
 fn parse_args() -> Result<Opts> {
     let mut args = std::env::args().skip(1);
     let (mut runtime, mut name, mut filter, mut keep, mut checker) =
         (None, None, None, false, None);
-    let (mut rootless, mut rootless_cgroup) = (false, None);
+    let (mut rootless, mut rootless_cgroup) = (false, false);
     let mut mkrootfs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/mkrootfs"));
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -56,7 +58,7 @@ fn parse_args() -> Result<Opts> {
             "--mkrootfs" => mkrootfs = PathBuf::from(value()?),
             "--keep" => keep = true,
             "--rootless" => rootless = true,
-            "--rootless-cgroup" => rootless_cgroup = Some(PathBuf::from(value()?)),
+            "--rootless-cgroup" => rootless_cgroup = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -165,18 +167,26 @@ fn run() -> Result<bool> {
     let user = if opts.rootless {
         Some(rootless::User::create(opts.rootless_cgroup)?)
     } else {
-        ensure!(
-            opts.rootless_cgroup.is_none(),
-            "--rootless-cgroup needs --rootless"
-        );
+        ensure!(!opts.rootless_cgroup, "--rootless-cgroup needs --rootless");
         None
     };
-    if user.is_some() {
+    if let Some(u) = &user {
         // Bundles and state dirs below it belong to the user, who must reach them.
         fs::set_permissions(
             &workdir,
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )?;
+        let runs = Command::new(&runtime_path)
+            .arg("--version")
+            .uid(u.uid)
+            .gid(u.gid)
+            .output()?;
+        ensure!(
+            runs.status.success(),
+            "--rootless: user {} cannot run {} (a directory on its path not open to others?)",
+            u.name,
+            runtime_path.display()
+        );
     }
     let env = Env {
         runtime: Runtime {
@@ -199,7 +209,15 @@ fn run() -> Result<bool> {
         {
             continue;
         }
-        if let Some(why) = env.rootless.as_ref().and(rootless::skipped(name)) {
+        let delegated = env
+            .rootless
+            .as_ref()
+            .is_some_and(|u| u.delegation.is_some());
+        if let Some(why) = env
+            .rootless
+            .as_ref()
+            .and(rootless::skipped(name, delegated))
+        {
             skipped += 1;
             println!("skip {name}: rootless: {why}");
             continue;

@@ -1,11 +1,13 @@
 //! `--rootless`: the runtime runs as an unprivileged user that the run creates (with a range
 //! in /etc/subuid and /etc/subgid) and removes at the end; every bundle gets a user namespace
 //! mapping container root to that user and 1..=65536 to its range (so the runtime needs
-//! newuidmap/newgidmap), a rootfs owned by the user, and no cgroupsPath unless a delegated
-//! cgroup (`--rootless-cgroup DIR`, writable by the user) is given. The runner itself stays
-//! root, to look at the container from the host. Tests that cannot make sense rootless are
-//! skipped by name ([`skipped`]).
+//! newuidmap/newgidmap) and a rootfs owned by the user's ids. Without `--rootless-cgroup` the
+//! bundles have no cgroupsPath (the runtime skips the cgroup it cannot write); with it (a pure
+//! cgroup v2 host), the suite's cgroup parent is delegated to the user ([`Delegation`]). The
+//! runner itself stays root, to look at the container from the host. Tests that cannot make
+//! sense rootless are skipped by name ([`skipped`]).
 
+use crate::harness::{CGROUP_FS, CGROUP_PARENT};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 use std::fs;
@@ -20,51 +22,18 @@ const SUBID_FILES: [&str; 2] = ["/etc/subuid", "/etc/subgid"];
 /// Tests that need what an unprivileged user cannot have, by name prefix, with the reason.
 const SKIPPED: &[(&str, &str)] = &[
     (
-        "cgroups/",
-        "limits, device rules, update and events need a writable cgroup",
+        "cgroups/device-rules",
+        "no device rules rootless: the kernel lets no user namespace set them",
     ),
     (
-        "create-error/negative-memory-limit",
-        "needs a writable cgroup",
+        "cgroups/default-device-rules",
+        "no device rules rootless: the kernel lets no user namespace set them",
     ),
-    ("create-error/cpus-not-on-host", "needs a writable cgroup"),
     (
         "create-error/device-rule-bad-type",
-        "needs a writable cgroup",
+        "no device rules rootless",
     ),
-    (
-        "create-error/unknown-unified-key",
-        "needs a writable cgroup",
-    ),
-    ("exec/sub-cgroup", "needs a writable cgroup"),
-    (
-        "exec/detach-pid-file",
-        "finds the exec'd process in the container's cgroup",
-    ),
-    (
-        "exec/bad-input-fails",
-        "counts the container's processes in its cgroup",
-    ),
-    (
-        "exec/paused-needs-ignore-paused",
-        "pause needs a writable cgroup",
-    ),
-    (
-        "lifecycle/kill-paused-sigkill",
-        "pause needs a writable cgroup",
-    ),
-    (
-        "lifecycle/delete-force-kills-whole-cgroup",
-        "needs a writable cgroup",
-    ),
-    (
-        "lifecycle/kill-all-reaches-whole-cgroup",
-        "needs a writable cgroup",
-    ),
-    (
-        "inside/cgroup-path",
-        "the container has no cgroup of its own",
-    ),
+    ("cgroups/blkio-throttle", "reads the host's disk"),
     (
         "inside/namespaces-new",
         "checks which namespaces are new; rootless adds a user namespace",
@@ -128,10 +97,62 @@ pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {
         .map(|(_, _, why)| *why)
 }
 
-/// Why `test` is skipped in rootless mode, if it is.
-pub fn skipped(test: &str) -> Option<&'static str> {
+/// Skipped only without a delegated cgroup: the tests that need the container's cgroup.
+const SKIPPED_WITHOUT_CGROUP: &[(&str, &str)] = &[
+    (
+        "cgroups/",
+        "limits, update and events need a writable cgroup",
+    ),
+    (
+        "create-error/negative-memory-limit",
+        "needs a writable cgroup",
+    ),
+    ("create-error/cpus-not-on-host", "needs a writable cgroup"),
+    (
+        "create-error/unknown-unified-key",
+        "needs a writable cgroup",
+    ),
+    ("exec/sub-cgroup", "needs a writable cgroup"),
+    (
+        "exec/detach-pid-file",
+        "finds the exec'd process in the container's cgroup",
+    ),
+    (
+        "exec/bad-input-fails",
+        "counts the container's processes in its cgroup",
+    ),
+    (
+        "exec/paused-needs-ignore-paused",
+        "pause needs a writable cgroup",
+    ),
+    (
+        "lifecycle/kill-paused-sigkill",
+        "pause needs a writable cgroup",
+    ),
+    (
+        "lifecycle/delete-force-kills-whole-cgroup",
+        "needs a writable cgroup",
+    ),
+    (
+        "lifecycle/kill-all-reaches-whole-cgroup",
+        "needs a writable cgroup",
+    ),
+    (
+        "inside/cgroup-path",
+        "the container has no cgroup of its own",
+    ),
+];
+
+/// Why `test` is skipped in rootless mode (`delegated`: with a delegated cgroup), if it is.
+pub fn skipped(test: &str, delegated: bool) -> Option<&'static str> {
+    let without = if delegated {
+        &[][..]
+    } else {
+        SKIPPED_WITHOUT_CGROUP
+    };
     SKIPPED
         .iter()
+        .chain(without)
         .find(|(prefix, _)| test.starts_with(prefix))
         .map(|(_, why)| *why)
 }
@@ -143,12 +164,13 @@ pub struct User {
     pub gid: u32,
     /// Start of the subordinate uid and gid range.
     pub sub: u32,
-    /// A delegated cgroup v2 directory the user may create cgroups in.
-    pub cgroup: Option<PathBuf>,
+    /// The suite's cgroup parent, delegated to the user.
+    pub delegation: Option<Delegation>,
 }
 
 impl User {
-    pub fn create(cgroup: Option<PathBuf>) -> Result<User> {
+    /// `delegate`: delegate the suite's cgroup parent (`/sys/fs/cgroup/PARENT`) to the user.
+    pub fn create(delegate: bool) -> Result<User> {
         ensure!(
             nix::unistd::geteuid().is_root(),
             "--rootless: the runner must be root to create its user"
@@ -165,7 +187,7 @@ impl User {
             gid: 0,
             sub: 0,
             name,
-            cgroup: None,
+            delegation: None,
         };
         // From here on, dropping `user` removes what exists of it.
         let pw = nix::unistd::User::from_name(&user.name)?
@@ -181,13 +203,8 @@ impl User {
             text += &format!("{}:{}:{RANGE}\n", user.name, user.sub);
             fs::write(file, text).with_context(|| format!("write {file}"))?;
         }
-        if let Some(dir) = cgroup {
-            ensure!(
-                dir.join("cgroup.procs").exists(),
-                "--rootless-cgroup {}: not a cgroup v2 directory",
-                dir.display()
-            );
-            user.cgroup = Some(dir);
+        if delegate {
+            user.delegation = Some(Delegation::create(user.uid, user.gid)?);
         }
         Ok(user)
     }
@@ -227,7 +244,7 @@ impl User {
 
     /// Turn a test's config into a rootless one: a user namespace with our mappings (unless
     /// the test set its own), and the delegated cgroup or none.
-    pub fn adapt(&self, config: &mut Value, id: &str) {
+    pub fn adapt(&self, config: &mut Value) {
         let linux = &mut config["linux"];
         let namespaces = linux["namespaces"].as_array_mut();
         if let Some(ns) = namespaces {
@@ -243,15 +260,73 @@ impl User {
                 ]);
             }
         }
-        let obj = linux.as_object_mut().expect("linux is an object");
-        match &self.cgroup {
-            Some(dir) => {
-                obj.insert("cgroupsPath".into(), json!(dir.join(id).to_string_lossy()));
-            }
-            None => {
-                obj.remove("cgroupsPath");
-            }
+        // Delegated: the base config's path, below the suite's parent. Otherwise none: the
+        // runtime may then run without a cgroup.
+        if self.delegation.is_none() {
+            let obj = linux.as_object_mut().expect("linux is an object");
+            obj.remove("cgroupsPath");
         }
+    }
+}
+
+/// The suite's cgroup parent delegated to the user, as systemd's `Delegate=` does: the
+/// directory and its cgroup.procs, cgroup.subtree_control and cgroup.threads are the user's.
+/// A process may only move between cgroups below one whose cgroup.procs it can write, so the
+/// runner moves itself into a leaf below the parent (and back at the end): the runtimes it
+/// starts, and their containers, then move within the user's subtree.
+pub struct Delegation {
+    parent: PathBuf,
+    leaf: PathBuf,
+    home: PathBuf,
+}
+
+impl Delegation {
+    fn create(uid: u32, gid: u32) -> Result<Delegation> {
+        let root = Path::new(CGROUP_FS);
+        ensure!(
+            root.join("cgroup.controllers").exists(),
+            "--rootless-cgroup: needs a pure cgroup v2 host ({CGROUP_FS} is not cgroup2)"
+        );
+        let own = fs::read_to_string("/proc/self/cgroup")?;
+        let own = own
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .context("no cgroup2 line in /proc/self/cgroup")?;
+        let parent = root.join(CGROUP_PARENT);
+        fs::create_dir_all(&parent)?;
+        let delegation = Delegation {
+            leaf: parent.join(format!("runner-{}", std::process::id())),
+            home: root.join(own.trim_start_matches('/')),
+            parent,
+        };
+        for file in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            let path = delegation.parent.join(file);
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid))
+                .with_context(|| format!("chown {}", path.display()))?;
+        }
+        fs::create_dir(&delegation.leaf)?;
+        fs::write(
+            delegation.leaf.join("cgroup.procs"),
+            std::process::id().to_string(),
+        )
+        .with_context(|| format!("move the runner into {}", delegation.leaf.display()))?;
+        Ok(delegation)
+    }
+}
+
+impl Drop for Delegation {
+    fn drop(&mut self) {
+        let _ = fs::write(
+            self.home.join("cgroup.procs"),
+            std::process::id().to_string(),
+        );
+        let _ = fs::remove_dir(&self.leaf);
+        let _ = fs::remove_dir(&self.parent);
     }
 }
 
