@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps vm-deps build demo test unit conformance vm-test vm-conformance e2e bench install clean
+.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-conformance e2e bench install clean
 
 all: build
 
@@ -50,6 +50,12 @@ unit: deps
 conformance: build
 	$(RUNNER) --runtime $(RUNTIME) --checker $(CHECKER)
 
+# The suite with the runtime run by a user it creates (uidmap: newuidmap/newgidmap for its
+# subordinate ranges); the tests that need host privileges or a writable cgroup are skipped.
+conformance-rootless: build
+	@$(call install_missing,uidmap)
+	$(RUNNER) --runtime $(RUNTIME) --checker $(CHECKER) --rootless
+
 # The conformance suite, then berth's own unit and integration tests (the `make unit` build),
 # inside a throwaway pure cgroup v2 VM (hack/vm-test, docs/testing.md): our hosts are hybrid,
 # so this is where berth's v2 cgroup code runs. qemu TCG runs user code 4-40x slower, hence
@@ -74,11 +80,11 @@ vm-conformance: build vm-deps
 
 # Podman, containerd and Docker driving berth (hack/e2e/, docs/testing.md). Each script installs
 # its client; all run even if one fails. E2E_CLIENTS picks a subset.
-E2E_CLIENTS ?= podman containerd docker
+E2E_CLIENTS ?= podman podman-rootless containerd docker
 e2e: build
 	status=0; for c in $(E2E_CLIENTS); do hack/e2e/$$c $(abspath $(BERTH)) || status=1; done; exit $$status
 
-test: build unit conformance vm-test e2e
+test: build unit conformance conformance-rootless vm-test e2e
 
 bench: build
 	hack/bench
