@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-conformance e2e bench install clean
+.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-rootless vm-conformance e2e bench install clean
 
 all: build
 
@@ -71,7 +71,18 @@ vm-test: build vm-deps
 	$(call vm_conformance,$(abspath $(BERTH))) || status=1; \
 	CARGO=$(CARGO) hack/vm/cargo-tests || status=1; \
 	VM_SELINUX=1 $(call vm_conformance,$(abspath $(BERTH))) --filter selinux || status=1; \
+	$(MAKE) vm-rootless RUNTIME=$(abspath $(BERTH)) || status=1; \
 	exit $$status
+
+# The rootless suite in the VM with the suite's cgroup parent delegated to the user (cgroup v2
+# delegation): useradd/userdel and newuidmap/newgidmap are copied in and made setuid there.
+VM_ROOTLESS_BINS = $(shell command -v bash) $(abspath $(BERTH)) $(abspath $(RUNNER)) /usr/sbin/useradd /usr/sbin/userdel /usr/bin/newuidmap /usr/bin/newgidmap
+vm_rootless = VM_BINS="$(VM_ROOTLESS_BINS) $(1)" hack/vm-test sh -c 'chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap && \
+	touch /etc/subuid /etc/subgid && exec env RUNTIME_TESTS_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE) "$$@"' - \
+	$(abspath $(RUNNER)) --runtime $(1) --checker $(abspath $(CHECKER)) --rootless --rootless-cgroup
+vm-rootless: build vm-deps
+	@$(call install_missing,uidmap)
+	$(call vm_rootless,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
 
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
 # repository are copied into the VM at the same path, with their libraries.
