@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps vm-deps build demo test unit conformance vm-test vm-conformance e2e bench install clean
+.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-rootless vm-conformance e2e bench install clean
 
 all: build
 
@@ -54,6 +54,12 @@ runtime_name = $(if $(filter runc15,$(RUNTIME)),--runtime-name runc15)
 conformance: build
 	$(RUNNER) --runtime $(runtime_path) $(runtime_name) --checker $(CHECKER)
 
+# The suite with the runtime run by a user it creates (uidmap: newuidmap/newgidmap for its
+# subordinate ranges); the tests that need host privileges or a writable cgroup are skipped.
+conformance-rootless: build
+	@$(call install_missing,uidmap)
+	$(RUNNER) --runtime $(RUNTIME) --checker $(CHECKER) --rootless
+
 # The conformance suite, then berth's own unit and integration tests (the `make unit` build),
 # inside a throwaway pure cgroup v2 VM (hack/vm-test, docs/testing.md): our hosts are hybrid,
 # so this is where berth's v2 cgroup code runs. qemu TCG runs user code 4-40x slower, hence
@@ -69,21 +75,32 @@ vm-test: build vm-deps
 	$(call vm_conformance,$(abspath $(BERTH))) || status=1; \
 	CARGO=$(CARGO) hack/vm/cargo-tests || status=1; \
 	VM_SELINUX=1 $(call vm_conformance,$(abspath $(BERTH))) --filter selinux || status=1; \
+	$(MAKE) vm-rootless RUNTIME=$(abspath $(BERTH)) || status=1; \
 	exit $$status
+
+# The rootless suite in the VM with the suite's cgroup parent delegated to the user (cgroup v2
+# delegation): useradd/userdel and newuidmap/newgidmap are copied in and made setuid there.
+VM_ROOTLESS_BINS = $(shell command -v bash) $(abspath $(BERTH)) $(abspath $(RUNNER)) /usr/sbin/useradd /usr/sbin/userdel /usr/bin/newuidmap /usr/bin/newgidmap
+vm_rootless = VM_BINS="$(VM_ROOTLESS_BINS) $(1)" hack/vm-test sh -c 'chmod u+s /usr/bin/newuidmap /usr/bin/newgidmap && \
+	touch /etc/subuid /etc/subgid && exec env RUNTIME_TESTS_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE) "$$@"' - \
+	$(abspath $(RUNNER)) --runtime $(1) --checker $(abspath $(CHECKER)) --rootless --rootless-cgroup
+vm-rootless: build vm-deps
+	@$(call install_missing,uidmap)
+	$(call vm_rootless,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
 
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
 # repository are copied into the VM at the same path, with their libraries.
 vm-conformance: build vm-deps
 	$(call vm_conformance,$(shell command -v $(runtime_path) || echo $(runtime_path))) $(runtime_name)
 
-# Podman, containerd, Docker and containerd 2.x's CRI (critest) driving berth (hack/e2e/,
-# docs/testing.md). Each script installs its client; all run even if one fails. E2E_CLIENTS
-# picks a subset.
-E2E_CLIENTS ?= podman containerd docker cri
+# Podman (also rootless), containerd, Docker and containerd 2.x's CRI (critest) driving berth
+# (hack/e2e/, docs/testing.md). Each script installs its client; all run even if one fails.
+# E2E_CLIENTS picks a subset.
+E2E_CLIENTS ?= podman podman-rootless containerd docker cri
 e2e: build
 	status=0; for c in $(E2E_CLIENTS); do hack/e2e/$$c $(abspath $(BERTH)) || status=1; done; exit $$status
 
-test: build unit conformance vm-test e2e
+test: build unit conformance conformance-rootless vm-test e2e
 
 bench: build
 	hack/bench

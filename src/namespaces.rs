@@ -162,6 +162,12 @@ fn map_text(maps: &[LinuxIdMapping]) -> String {
 }
 
 /// Write the uid/gid maps of a process that just made a new user namespace.
+///
+/// Root (of the initial user namespace, or of the one the runtime runs in) writes them
+/// directly. An unprivileged caller may only map its own id, in one line, and for gids only once
+/// setgroups is denied (the kernel's rules); anything more goes through the setuid helpers
+/// `newuidmap`/`newgidmap` (Debian package uidmap), which allow the ranges of /etc/subuid and
+/// /etc/subgid. With setgroups denied the container cannot set additionalGids.
 pub fn write_id_maps(pid: nix::unistd::Pid, linux: &Linux, procfs: BorrowedFd) -> Result<()> {
     write_maps(
         pid,
@@ -177,8 +183,38 @@ fn write_maps(
     gid: &[LinuxIdMapping],
     procfs: BorrowedFd,
 ) -> Result<()> {
-    for (file, maps) in [("uid_map", uid), ("gid_map", gid)] {
-        procfs::write(procfs, &format!("{pid}/{file}"), map_text(maps).as_bytes())?;
+    let root = nix::unistd::geteuid().is_root();
+    for (field, file, own, helper, maps) in [
+        (
+            "linux.uidMappings",
+            "uid_map",
+            nix::unistd::geteuid().as_raw(),
+            "newuidmap",
+            uid,
+        ),
+        (
+            "linux.gidMappings",
+            "gid_map",
+            nix::unistd::getegid().as_raw(),
+            "newgidmap",
+            gid,
+        ),
+    ] {
+        let own_only = matches!(maps, [m] if m.host_id() == own && m.size() == 1);
+        let write = |name: &str, text: &[u8]| {
+            procfs::write(procfs, &format!("{pid}/{name}"), text)
+                .map_err(|e| Error::Init(format!("{field}: {e}")))
+        };
+        if root {
+            write(file, map_text(maps).as_bytes())?;
+        } else if own_only {
+            if file == "gid_map" {
+                write("setgroups", b"deny")?;
+            }
+            write(file, map_text(maps).as_bytes())?;
+        } else {
+            run_map_helper(helper, pid, maps, field, own)?;
+        }
     }
     Ok(())
 }
@@ -237,6 +273,53 @@ pub fn userns_with_maps(
     let holder = Holder::spawn(CloneFlags::CLONE_NEWUSER)?;
     write_maps(holder.pid, uid, gid, procfs)?;
     holder.open("user", procfs)
+}
+
+/// `newuidmap PID ID HOSTID SIZE...` (or newgidmap) for an unprivileged caller's ranges.
+fn run_map_helper(
+    helper: &str,
+    pid: nix::unistd::Pid,
+    maps: &[LinuxIdMapping],
+    field: &str,
+    own: u32,
+) -> Result<()> {
+    let args = maps
+        .iter()
+        .flat_map(|m| [m.container_id(), m.host_id(), m.size()])
+        .map(|n| n.to_string());
+    let out = std::process::Command::new(helper)
+        .arg(pid.to_string())
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output();
+    let why = match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => format!(
+            "{helper} not found: an unprivileged user can map only its own id ({own}) without \
+             it (install the uidmap package and give the user ranges in /etc/subuid and \
+             /etc/subgid)"
+        ),
+        Err(e) => format!("run {helper}: {}", crate::error::io_text(&e)),
+        Ok(o) if o.status.success() => return Ok(()),
+        Ok(o) => format!(
+            "{helper} failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        ),
+    };
+    Err(Error::Init(format!("{field}: {why}")))
+}
+
+/// Whether this process is in the initial user namespace: its uid map is the identity over
+/// every id (as runc's RunningInUserNS reads /proc/self/uid_map).
+pub fn in_initial_user_ns() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(text) => {
+            let fields: Vec<&str> = text.split_whitespace().collect();
+            fields == ["0", "0", "4294967295"]
+        }
+        // No user namespaces in this kernel.
+        Err(_) => true,
+    }
 }
 
 /// Write linux.timeOffsets for the time namespace this process just unshared (before any

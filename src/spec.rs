@@ -264,9 +264,9 @@ pub fn example(rootless: bool) -> serde_json::Value {
             { "type": "cgroup" }, { "type": "user" }
         ]);
         linux.as_object_mut().expect("object").remove("resources");
-        // Without its own network namespace an unprivileged container can't mount sysfs: bind it.
+        // As runc's: without its own network namespace an unprivileged container can't mount
+        // sysfs: bind it (berth makes its submounts read-only too).
         let mounts = spec["mounts"].as_array_mut().expect("array");
-        mounts.retain(|m| m["destination"] != "/sys/fs/cgroup" && m["type"] != "mqueue");
         for m in mounts.iter_mut().filter(|m| m["destination"] == "/sys") {
             *m = serde_json::json!({ "destination": "/sys", "type": "none", "source": "/sys",
                 "options": ["rbind", "nosuid", "noexec", "nodev", "ro"] });

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-const CGROUP_FS: &str = "/sys/fs/cgroup";
+pub const CGROUP_FS: &str = "/sys/fs/cgroup";
 /// Parent of every test cgroup. Absolute, so the runtime never nests it under
 /// its caller's cgroup (which may belong to someone else).
 pub const CGROUP_PARENT: &str = "runtime-tests";
@@ -25,6 +25,8 @@ pub struct Env {
     pub rootfs: PathBuf,
     pub workdir: PathBuf,
     pub keep: bool,
+    /// Rootless mode: the user the runtime runs as.
+    pub rootless: Option<crate::rootless::User>,
 }
 
 pub struct Bundle {
@@ -74,6 +76,9 @@ impl<'e> Ctx<'e> {
         let state = dir.join("state");
         fs::create_dir_all(dir.join("logs"))?;
         fs::create_dir_all(&state)?;
+        if let Some(user) = &env.rootless {
+            user.chown(&dir)?;
+        }
         Ok(Ctx {
             env,
             dir,
@@ -109,6 +114,7 @@ impl<'e> Ctx<'e> {
         let runtime = Runtime {
             path: binary.to_path_buf(),
             timeout: self.timeout(),
+            user: self.env.runtime.user,
         };
         self.spawn_runtime(&runtime, args, customize)
     }
@@ -150,6 +156,10 @@ impl<'e> Ctx<'e> {
         fs::copy(&self.env.checker, rootfs.join("checker")).context("copying checker")?;
         let mut config = base_config(&id);
         edit(&mut config);
+        if let Some(user) = &self.env.rootless {
+            user.adapt(&mut config);
+            user.shift_owners(&rootfs)?;
+        }
         fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config)?)?;
         self.containers.push(id.clone());
         self.cgroups.push(id.clone());
@@ -158,6 +168,15 @@ impl<'e> Ctx<'e> {
             id,
             dir,
         })
+    }
+
+    /// In rootless mode, give what the runner made for the runtime (a socket it connects to)
+    /// to the runtime's user.
+    pub fn hand_over(&self, path: &Path) -> Result<()> {
+        match &self.env.rootless {
+            Some(user) => user.chown(path),
+            None => Ok(()),
+        }
     }
 
     /// Registers an extra id (e.g. a hand-picked invalid one) for cleanup.

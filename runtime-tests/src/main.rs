@@ -3,6 +3,7 @@
 
 mod harness;
 mod report;
+mod rootless;
 mod runtime;
 mod suite;
 mod xfail;
@@ -11,6 +12,7 @@ use anyhow::{bail, ensure, Context, Result};
 use harness::{Ctx, Env, CGROUP_PARENT};
 use runtime::Runtime;
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,7 +20,9 @@ use std::time::Duration;
 
 const USAGE: &str =
     "usage: runtime-tests --runtime PATH [--runtime-name NAME] [--filter PATTERN] [--keep]
-                     [--checker PATH] [--mkrootfs PATH]
+                     [--checker PATH] [--mkrootfs PATH] [--rootless [--rootless-cgroup]]
+--rootless: the runtime runs as a user the run creates (see src/rootless.rs); with
+  --rootless-cgroup (pure cgroup v2) the suite's cgroup parent is delegated to that user
 env: RUNTIME_TESTS_TIMEOUT_SCALE multiplies the 20s per-command timeout";
 const BASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Where the static checker is built (see runtime-tests/README.md).
@@ -31,12 +35,15 @@ struct Opts {
     keep: bool,
     checker: Option<PathBuf>,
     mkrootfs: PathBuf,
+    rootless: bool,
+    rootless_cgroup: bool,
 }
 
 fn parse_args() -> Result<Opts> {
     let mut args = std::env::args().skip(1);
     let (mut runtime, mut name, mut filter, mut keep, mut checker) =
         (None, None, None, false, None);
+    let (mut rootless, mut rootless_cgroup) = (false, false);
     let mut mkrootfs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/mkrootfs"));
     while let Some(arg) = args.next() {
         let mut value = || {
@@ -50,6 +57,8 @@ fn parse_args() -> Result<Opts> {
             "--checker" => checker = Some(PathBuf::from(value()?)),
             "--mkrootfs" => mkrootfs = PathBuf::from(value()?),
             "--keep" => keep = true,
+            "--rootless" => rootless = true,
+            "--rootless-cgroup" => rootless_cgroup = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -73,6 +82,8 @@ fn parse_args() -> Result<Opts> {
         keep,
         checker,
         mkrootfs,
+        rootless,
+        rootless_cgroup,
     })
 }
 
@@ -153,15 +164,41 @@ fn run() -> Result<bool> {
         .with_context(|| format!("running {}", opts.mkrootfs.display()))?;
     ensure!(built.success(), "{} failed", opts.mkrootfs.display());
 
+    let user = if opts.rootless {
+        Some(rootless::User::create(opts.rootless_cgroup)?)
+    } else {
+        ensure!(!opts.rootless_cgroup, "--rootless-cgroup needs --rootless");
+        None
+    };
+    if let Some(u) = &user {
+        // Bundles and state dirs below it belong to the user, who must reach them.
+        fs::set_permissions(
+            &workdir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        let runs = Command::new(&runtime_path)
+            .arg("--version")
+            .uid(u.uid)
+            .gid(u.gid)
+            .output()?;
+        ensure!(
+            runs.status.success(),
+            "--rootless: user {} cannot run {} (a directory on its path not open to others?)",
+            u.name,
+            runtime_path.display()
+        );
+    }
     let env = Env {
         runtime: Runtime {
             path: runtime_path,
             timeout: BASE_TIMEOUT.mul_f64(scale),
+            user: user.as_ref().map(|u| (u.uid, u.gid)),
         },
         checker,
         rootfs,
         workdir: workdir.clone(),
         keep: opts.keep,
+        rootless: user,
     };
     let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (name, test) in suite::all() {
@@ -170,6 +207,19 @@ fn run() -> Result<bool> {
             .as_ref()
             .is_some_and(|f| !name.contains(f.as_str()))
         {
+            continue;
+        }
+        let delegated = env
+            .rootless
+            .as_ref()
+            .is_some_and(|u| u.delegation.is_some());
+        if let Some(why) = env
+            .rootless
+            .as_ref()
+            .and(rootless::skipped(name, delegated))
+        {
+            skipped += 1;
+            println!("skip {name}: rootless: {why}");
             continue;
         }
         let result = match Ctx::new(&env, name) {
@@ -185,7 +235,11 @@ fn run() -> Result<bool> {
             }),
             Err(e) => Err(e),
         };
-        let expected = xfail::expected_failure(&opts.name, name);
+        let expected = xfail::expected_failure(&opts.name, name).or_else(|| {
+            env.rootless
+                .as_ref()
+                .and(rootless::expected_failure(&opts.name, name))
+        });
         match (result, expected) {
             (Ok(()), None) => {
                 passed += 1;

@@ -118,6 +118,8 @@ impl Drop for Running {
 pub struct Runtime {
     pub path: PathBuf,
     pub timeout: Duration,
+    /// Run it as this (uid, gid), without supplementary groups (rootless mode).
+    pub user: Option<(u32, u32)>,
 }
 
 impl Runtime {
@@ -139,6 +141,10 @@ impl Runtime {
             .stdout(File::create(&out)?)
             .stderr(File::create(&err)?)
             .process_group(0);
+        if let Some((uid, gid)) = self.user {
+            // std drops the supplementary groups when root sets a uid.
+            cmd.uid(uid).gid(gid).env_remove("XDG_RUNTIME_DIR");
+        }
         customize(&mut cmd);
         let child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
         Ok(Running {

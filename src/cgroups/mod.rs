@@ -116,6 +116,28 @@ impl Cgroup {
         Ok(cgroup)
     }
 
+    /// No cgroup at all: what a rootless container gets when it may not create its cgroup (see
+    /// [`may_skip`]). Nothing is created, joined or removed; pause and ps say why they cannot
+    /// work; the container is never frozen.
+    pub fn none() -> Cgroup {
+        Cgroup {
+            v1: Vec::new(),
+            unified: None,
+        }
+    }
+
+    pub fn is_none(&self) -> bool {
+        self.v1.is_empty() && self.unified.is_none()
+    }
+
+    /// The error of an operation that needs the cgroup a [`Cgroup::none`] does not have.
+    fn missing(&self) -> Error {
+        Error::Usage(
+            "the container has no cgroup (it was created rootless, without a cgroup it could write)"
+                .into(),
+        )
+    }
+
     /// The cgroup's directory in every hierarchy (v1 ones first, then the unified one).
     pub fn dirs(&self) -> impl Iterator<Item = &Path> {
         self.v1
@@ -128,7 +150,7 @@ impl Cgroup {
         match (self.v1.is_empty(), self.unified.as_deref()) {
             (false, unified) => Ok(Hierarchies::V1(&self.v1, unified)),
             (true, Some(dir)) => Ok(Hierarchies::V2(dir)),
-            (true, None) => Err(Error::config("cgroup has no hierarchy")),
+            (true, None) => Err(self.missing()),
         }
     }
 
@@ -284,7 +306,7 @@ impl Cgroup {
             .map(|h| h.dir.as_path());
         let dir = v1
             .or(self.unified.as_deref())
-            .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+            .ok_or_else(|| self.missing())?;
         let mut pids = Vec::new();
         fs::procs_tree(dir, &mut pids)?;
         pids.sort();
@@ -347,6 +369,9 @@ impl Cgroup {
 
     /// Whether the cgroup is frozen now.
     pub fn is_frozen(&self) -> Result<bool> {
+        if self.is_none() {
+            return Ok(false);
+        }
         self.freezer().ok_or_else(|| self.no_freezer())?.is_frozen()
     }
 
@@ -363,6 +388,9 @@ impl Cgroup {
     }
 
     fn no_freezer(&self) -> Error {
+        if self.is_none() {
+            return self.missing();
+        }
         let unified = match &self.unified {
             Some(dir) => format!("{} has no cgroup.freeze", dir.display()),
             None => "no cgroup2 hierarchy is mounted".into(),
@@ -412,6 +440,27 @@ impl Freezer<'_> {
             Freezer::V2(dir) => v2::is_frozen(dir),
         }
     }
+}
+
+/// Whether a rootless container may run without its cgroup after [`Cgroup::create`] failed
+/// with `err`, as runc's rootless cgroup manager decides: only for a permission error, when the
+/// config named no cgroupsPath (a path it names must be made) and sets no limit that needs a
+/// controller (device rules are not enforced rootless anyway).
+pub fn may_skip(
+    err: &Error,
+    cgroups_path: Option<&Path>,
+    resources: &oci_spec::runtime::LinuxResources,
+) -> bool {
+    let no_path = cgroups_path.is_none_or(|p| p.as_os_str().is_empty());
+    denied(err) && no_path && !resources::needs_controllers(resources)
+}
+
+/// Whether a cgroup operation failed for lack of permission.
+pub fn denied(err: &Error) -> bool {
+    matches!(
+        err.errno(),
+        Some(nix::Error::EACCES | nix::Error::EPERM | nix::Error::EROFS)
+    )
 }
 
 /// linux.cgroupsPath as a relative path of plain names; `..`, non-UTF-8 and paths that name the

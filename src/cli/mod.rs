@@ -36,9 +36,10 @@ pub fn version() -> String {
 
 #[derive(Args, Debug)]
 pub struct Global {
-    /// Directory for the containers' state
-    #[arg(long, global = true, default_value = "/run/berth")]
-    pub root: PathBuf,
+    /// Directory for the containers' state [default: /run/berth; for a non-root user
+    /// $XDG_RUNTIME_DIR/berth]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write log lines to this file instead of stderr
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -51,9 +52,11 @@ pub struct Global {
     /// Manage cgroups through systemd
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility: rootless mode (auto, true or false)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub rootless: Option<String>,
+    /// Rootless cgroups (auto, true or false): cgroups the caller may not write are skipped;
+    /// auto means true unless run by root outside a user namespace. Before the command, as in
+    /// runc (`spec --rootless` is another flag)
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = values::bool_or_auto)]
+    pub rootless: Option<values::BoolOrAuto>,
     /// Accepted for runc compatibility: path to criu (checkpointing is not supported)
     #[arg(long, global = true, hide = true)]
     pub criu: Option<PathBuf>,

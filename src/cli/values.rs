@@ -34,6 +34,21 @@ pub fn ram_in_bytes(s: &str) -> Result<i64, String> {
     Ok(bytes as i64)
 }
 
+/// A bool or `auto` (None).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BoolOrAuto(pub Option<bool>);
+
+/// `--rootless`: `auto` (or empty) is None, otherwise a bool as Go's `strconv.ParseBool` reads it
+/// (1, t, T, TRUE, true, True and the 0/f/false counterparts), as runc's parseBoolOrAuto.
+pub fn bool_or_auto(s: &str) -> Result<BoolOrAuto, String> {
+    match s {
+        "" | "auto" => Ok(BoolOrAuto(None)),
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(BoolOrAuto(Some(true))),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(BoolOrAuto(Some(false))),
+        _ => Err(format!("invalid value {s:?}: want auto, true or false")),
+    }
+}
+
 /// A duration as Go's `time.ParseDuration` reads it: numbers (with an optional fraction) each
 /// followed by a unit (ns, us, µs, ms, s, m, h): `5s`, `500ms`, `1m30s`, `1.5h`; or a bare `0`.
 pub fn go_duration(s: &str) -> Result<Duration, String> {
@@ -86,6 +101,15 @@ mod tests {
         for bad in ["", "M", "-5", "1.5.5m", "12x", "10 M B", "1e3", ".5m"] {
             assert!(ram_in_bytes(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn rootless_as_runc_reads_it() {
+        assert_eq!(bool_or_auto("auto"), Ok(BoolOrAuto(None)));
+        assert_eq!(bool_or_auto(""), Ok(BoolOrAuto(None)));
+        assert_eq!(bool_or_auto("True"), Ok(BoolOrAuto(Some(true))));
+        assert_eq!(bool_or_auto("0"), Ok(BoolOrAuto(Some(false))));
+        assert!(bool_or_auto("yes").is_err());
     }
 
     #[test]

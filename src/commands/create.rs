@@ -6,7 +6,7 @@ use berth::state::Store;
 
 use crate::cli::{CreateArgs, RunArgs};
 
-fn options(a: &CreateArgs, no_subreaper: bool) -> Result<CreateOptions<'_>> {
+fn options(a: &CreateArgs, no_subreaper: bool, rootless: bool) -> Result<CreateOptions<'_>> {
     let console = a
         .console_socket
         .as_deref()
@@ -34,17 +34,18 @@ fn options(a: &CreateArgs, no_subreaper: bool) -> Result<CreateOptions<'_>> {
             .map(berth::pidfd_socket::connect)
             .transpose()?,
         no_subreaper,
+        rootless_cgroups: rootless,
     })
 }
 
-pub fn create(store: &Store, a: &CreateArgs) -> Result<i32> {
-    container::create(store, options(a, false)?)?;
+pub fn create(store: &Store, a: &CreateArgs, rootless: bool) -> Result<i32> {
+    container::create(store, options(a, false, rootless)?)?;
     Ok(0)
 }
 
-pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
+pub fn run(store: &Store, a: &RunArgs, rootless: bool) -> Result<i32> {
     let opts = RunOptions {
-        create: options(&a.create, a.no_subreaper)?,
+        create: options(&a.create, a.no_subreaper, rootless)?,
         detach: a.detach,
         keep: a.keep,
     };

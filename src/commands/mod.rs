@@ -13,17 +13,20 @@ mod spec;
 mod state;
 mod update;
 
-use anyhow::{bail, Result};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
 use berth::state::Store;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Global};
 
 /// Run the command; the value is the process exit code.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
     if cli.global.systemd_cgroup {
         bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs");
     }
-    let store = Store::new(&cli.global.root);
+    let store = Store::new(&state_root(&cli.global)?);
+    let rootless = rootless(&cli.global);
     // Whatever clones container processes runs from a sealed copy of its binary (CVE-2019-5736).
     if matches!(
         cli.command,
@@ -33,8 +36,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         tracing::debug!("runtime binary sealed: {seal:?}");
     }
     match &cli.command {
-        Command::Create(a) => create::create(&store, a),
-        Command::Run(a) => create::run(&store, a),
+        Command::Create(a) => create::create(&store, a, rootless),
+        Command::Run(a) => create::run(&store, a, rootless),
         Command::Start(a) => Ok(berth::container::start(&store, &a.id).map(|()| 0)?),
         Command::State(a) => state::state(&store, &a.id),
         Command::List(a) => list::list(&store, a),
@@ -51,6 +54,40 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Man(a) => docs::man(a),
         Command::Features => emit(&serde_json::to_string_pretty(&berth::features::features())?),
     }
+}
+
+/// `--root`, else runc's default: `$XDG_RUNTIME_DIR/berth` for a non-root user (or root in a
+/// user namespace whose USER is not root), made 0700 with the sticky bit (XDG's "do not
+/// prune"); otherwise `/run/berth`.
+fn state_root(g: &Global) -> Result<PathBuf> {
+    if let Some(root) = &g.root {
+        return Ok(root.clone());
+    }
+    let honour_xdg = !nix::unistd::geteuid().is_root()
+        || (!berth::namespaces::in_initial_user_ns()
+            && std::env::var("USER").map_or(true, |u| u != "root"));
+    let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty() && honour_xdg)
+    else {
+        return Ok(PathBuf::from("/run/berth"));
+    };
+    let root = PathBuf::from(xdg).join("berth");
+    std::fs::create_dir_all(&root).with_context(|| {
+        format!(
+            "create state root {} ($XDG_RUNTIME_DIR must be writable by the user)",
+            root.display()
+        )
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1700))
+        .with_context(|| format!("chmod {}", root.display()))?;
+    Ok(root)
+}
+
+/// `--rootless`, with runc's auto: true unless run by root in the initial user namespace.
+fn rootless(g: &Global) -> bool {
+    g.rootless.and_then(|r| r.0).unwrap_or_else(|| {
+        !nix::unistd::geteuid().is_root() || !berth::namespaces::in_initial_user_ns()
+    })
 }
 
 /// Write a command's output (plus a newline). A reader that went away early (`| head`) is not

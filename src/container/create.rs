@@ -34,6 +34,10 @@ pub struct CreateOptions<'a> {
     /// Do not make the runtime a child subreaper (runc's `run --no-subreaper`): orphans of the
     /// container's processes then go to the host's init. The init is our child either way.
     pub no_subreaper: bool,
+    /// runc's rootless cgroup manager: a cgroup the caller may not create is skipped when the
+    /// config allows it ([`crate::cgroups::may_skip`]), and device rules are not applied (the
+    /// kernel lets no unprivileged user or user namespace set them).
+    pub rootless_cgroups: bool,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -174,9 +178,32 @@ fn make(
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", fifo.display()))?;
-    let made = cgroup.create()?;
+    let (cgroup, made) = match cgroup.create() {
+        Err(e)
+            if opts.rootless_cgroups
+                && crate::cgroups::may_skip(&e, linux.cgroups_path().as_deref(), &resources) =>
+        {
+            tracing::debug!("rootless: the container runs without a cgroup of its own: {e}");
+            saved.cgroup = Cgroup::none();
+            (Cgroup::none(), crate::cgroups::Made::default())
+        }
+        Err(e) if opts.rootless_cgroups && crate::cgroups::denied(&e) => {
+            return Err(Error::Init(format!(
+                "rootless: {e} (without write access to cgroups, a container needs no \
+                 linux.cgroupsPath and no resource limits)"
+            )))
+        }
+        r => (cgroup, r?),
+    };
     undo.cgroup = Some((cgroup.clone(), made));
-    cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
+    if opts.rootless_cgroups {
+        if !cgroup.is_none() {
+            tracing::debug!("rootless: device rules are not applied");
+            cgroup.update(&resources)?;
+        }
+    } else {
+        cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
+    }
     if !opts.no_subreaper {
         process::become_subreaper()?;
     }

@@ -138,7 +138,9 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
         .load()?
         .ok_or_else(|| wrong(id, "kill", Status::Creating))?;
     let status = dir.status(&state);
-    if all {
+    // Without a cgroup (rootless) the other processes cannot be found: the init gets the
+    // signal, which with a pid namespace takes every process along on SIGKILL.
+    if all && !state.cgroup.is_none() {
         return state.cgroup.kill_all(sig);
     }
     if status == Status::Stopped {
@@ -192,7 +194,9 @@ fn stop(state: &State) -> Result<()> {
     if state.init_alive() {
         let _ = send_signal(state.init_pid(), Signal::SIGKILL);
     }
-    state.cgroup.kill_all(Signal::SIGKILL)?;
+    if !state.cgroup.is_none() {
+        state.cgroup.kill_all(Signal::SIGKILL)?;
+    }
     wait_gone(state)
 }
 

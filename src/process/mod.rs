@@ -177,6 +177,7 @@ fn spawn(
 
 /// The common first part of a spawned process: namespaces, and the fork into pid/time ones.
 fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
+    let ns = sp.ns;
     for fd in sp.close_fds.iter().chain([&sp.peer]) {
         let _ = nix::unistd::close(*fd);
     }
@@ -186,13 +187,18 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
     // Until it execs, this process is the runtime (run from a sealed copy, see sealed_exe.rs).
     // Non-dumpable, its /proc/<pid> (exe, fds, memory) is closed to the container's processes
     // meanwhile; execve makes the program dumpable again, so this alone is no defence against
-    // CVE-2019-5736: the sealed copy is.
-    nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
+    // CVE-2019-5736: the sealed copy is. An unprivileged runtime can only write the id maps of
+    // a new user namespace (or have newuidmap do it) while /proc/<pid> is still its own, as
+    // runc does: dumpable until then, before anything of the container runs.
+    let unprivileged_maps =
+        ns.new.contains(CloneFlags::CLONE_NEWUSER) && !nix::unistd::geteuid().is_root();
+    if !unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
+    }
     // Rust ignores SIGPIPE, and an ignored signal stays ignored across exec.
     // SAFETY: restoring a default disposition installs no handler.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     expect_go(chan)?;
-    let ns = sp.ns;
     // A cgroup namespace is rooted at its creator's cgroup: it is made only now that the parent
     // has put us in the container's cgroup, so the container sees that cgroup as its root.
     if ns.single_clone() && ns.new.contains(CloneFlags::CLONE_NEWCGROUP) {
@@ -206,9 +212,15 @@ fn child(sp: &Spawn, chan: &Channel) -> Result<()> {
             chan.send(&Msg::WriteMaps)?;
             expect_go(chan)?;
         }
+        // Also by /proc/self, closed to a non-dumpable process of an unprivileged runtime.
         if ns.new.contains(namespaces::CLONE_NEWTIME) {
             namespaces::write_time_offsets(sp.linux, need_procfs(sp.procfs)?)?;
         }
+    }
+    if unprivileged_maps {
+        nix::sys::prctl::set_dumpable(false).ctx(|| "set non-dumpable")?;
+    }
+    if !ns.single_clone() {
         // setns/unshare of pid and time namespaces apply to children only: fork the init there.
         let for_children = CloneFlags::CLONE_NEWPID | namespaces::CLONE_NEWTIME;
         if ns.new.intersects(for_children)

@@ -27,6 +27,13 @@ pub fn switch(user: &User) -> Result<()> {
     // with no groups asked for, that is not an error.
     match setgroups(&gids) {
         Err(nix::errno::Errno::EPERM) if gids.is_empty() => {}
+        Err(nix::errno::Errno::EPERM) if setgroups_denied() => {
+            return Err(Error::Init(format!(
+                "process.user.additionalGids {:?}: the user namespace denies setgroups (an \
+                 unprivileged runtime mapped only its own gid; map more through newgidmap)",
+                user.additional_gids().as_deref().unwrap_or_default()
+            )))
+        }
         r => r.ctx(|| format!("process.user.additionalGids: setgroups {gids:?}"))?,
     }
     let gid = Gid::from_raw(mapped(user.gid(), "gid")?);
@@ -57,6 +64,11 @@ fn id_error(kind: &str, id: u32, errno: nix::errno::Errno) -> Error {
         ));
     }
     Error::sys(format!("process.user.{kind}: setres{kind} {id}"), errno)
+}
+
+/// Whether this user namespace denies setgroups (an unprivileged runtime's own-gid map).
+fn setgroups_denied() -> bool {
+    std::fs::read("/proc/self/setgroups").is_ok_and(|v| v.starts_with(b"deny"))
 }
 
 /// chdir to process.cwd, then make sure the cwd really is inside the container: a cwd reached

@@ -520,6 +520,12 @@ fn bind(
     if !extra.is_empty() {
         remount_bind(&target, extra, cleared)?;
     }
+    // `rbind,ro` makes only the top mount read-only. In a new user namespace (rootless) the
+    // submounts are made read-only too: a `/sys` bind would otherwise carry the host's writable
+    // cgroup mounts, and the user's delegated cgroups with them (CVE-2023-25809).
+    if opts.new_userns && flags.contains(MsFlags::MS_REC | MsFlags::MS_RDONLY) {
+        mount_setattr_recursive(target.as_fd(), MOUNT_ATTR_RDONLY, 0)?;
+    }
     Ok(target)
 }
 

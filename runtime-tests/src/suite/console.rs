@@ -89,6 +89,7 @@ type PtyReceiver = thread::JoinHandle<Result<(String, OwnedFd)>>;
 fn listen(ctx: &Ctx, name: &str) -> Result<(String, PtyReceiver, Instant)> {
     let sock = ctx.dir.join(name);
     let listener = UnixListener::bind(&sock)?;
+    ctx.hand_over(&sock)?;
     let deadline = Instant::now() + ctx.timeout();
     let receiver = thread::spawn(move || receive_fd(listener, deadline));
     Ok((

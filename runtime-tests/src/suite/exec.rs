@@ -218,6 +218,7 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
                 fs::write(sub.join(file), v)?;
             }
         }
+        ctx.hand_over(&sub)?;
     }
     let r = exec_checker(ctx, &b, &["--cgroup", "sub"])?;
     let cgroup = r.str("cgroup");

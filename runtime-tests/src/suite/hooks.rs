@@ -195,6 +195,7 @@ struct Observed {
 fn observe(ctx: &mut Ctx) -> Result<Observed> {
     let markers = ctx.dir.join("markers");
     fs::create_dir_all(&markers)?;
+    ctx.hand_over(&markers)?;
     let m = markers.display().to_string();
     // The process records whether startContainer ran before it, then waits for /tmp/go.
     let script = format!(

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::Instant;
 
@@ -275,9 +276,15 @@ fn delete_force_running(ctx: &mut Ctx) -> Result<()> {
 
 /// A `sleep` of the runner's, moved into the container's cgroup in every hierarchy: a process
 /// of the cgroup that the container's pid namespace does not hold (so the init's death does
-/// not end it). Returns its pid.
+/// not end it). Returns its pid. Rootless, it is the runtime's user's, as the runtime may only
+/// signal those.
 fn join_from_outside(ctx: &mut Ctx, b: &Bundle) -> Result<i64> {
-    let pid = ctx.child(std::process::Command::new("sleep").arg("300"))?;
+    let mut sleep = std::process::Command::new("sleep");
+    sleep.arg("300");
+    if let Some((uid, gid)) = ctx.env.runtime.user {
+        sleep.uid(uid).gid(gid);
+    }
+    let pid = ctx.child(&mut sleep)?;
     let dirs = cgroup_dirs(&b.cgroup);
     ensure!(!dirs.is_empty(), "the container has no cgroup directory");
     for dir in dirs {

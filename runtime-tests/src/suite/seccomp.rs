@@ -150,6 +150,7 @@ fn no_cap_sys_admin_left(ctx: &mut Ctx) -> Result<()> {
 fn notify_listener(ctx: &mut Ctx) -> Result<()> {
     let socket = ctx.dir.join("agent.sock");
     let listener = UnixListener::bind(&socket)?;
+    ctx.hand_over(&socket)?;
     let agent = std::thread::spawn(move || -> Result<Value> {
         let (conn, _) = listener.accept()?;
         let mut buf = vec![0u8; 1 << 16];

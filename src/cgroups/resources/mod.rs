@@ -41,6 +41,11 @@ impl Cgroup {
     }
 }
 
+/// Whether `r` sets a limit that needs a cgroup controller (device rules do not).
+pub(super) fn needs_controllers(r: &LinuxResources) -> bool {
+    !v2::controllers(r).is_empty() || r.unified().as_ref().is_some_and(|u| !u.is_empty())
+}
+
 /// Write `value` to `dir/file` on behalf of config field `field` (below linux.resources).
 fn set(field: &str, dir: &Path, file: &str, value: impl Display) -> Result<()> {
     fs::write(&dir.join(file), &value.to_string()).map_err(|e| for_field(field, e))

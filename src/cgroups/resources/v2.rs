@@ -206,7 +206,7 @@ pub(super) fn unified(dir: &Path, map: Option<&HashMap<String, String>>) -> Resu
 }
 
 /// The controllers the config needs, by the files it will write.
-fn controllers(r: &LinuxResources) -> Vec<String> {
+pub(super) fn controllers(r: &LinuxResources) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut need = |c: &str| {
         if !out.iter().any(|o| o == c) {
