@@ -207,3 +207,27 @@ fn start_that_loses_to_delete_says_the_container_does_not_exist() {
         "start after delete: {err}"
     );
 }
+
+/// A failed `create` in a cgroup that existed (empty) before it kills what it started there but
+/// leaves the cgroup: it removes only the directories it made.
+#[test]
+fn failed_create_leaves_a_cgroup_it_did_not_make() {
+    let c = Ctr::new("adopt", &["sleep", "100"], |cfg| {
+        cfg["hooks"] =
+            json!({ "createRuntime": [{ "path": "/bin/sh", "args": ["sh", "-c", "exit 1"] }] });
+    });
+    let dirs = c.cgroup_dirs();
+    for d in &dirs {
+        fs::create_dir_all(d).unwrap();
+    }
+    let err = c.create_fails();
+    let left: Vec<_> = dirs.iter().filter(|d| !d.exists()).collect();
+    for d in &dirs {
+        let _ = fs::remove_dir(d);
+    }
+    assert!(
+        err.contains("createRuntime"),
+        "create failed otherwise: {err}"
+    );
+    assert!(left.is_empty(), "the failed create removed {left:?}");
+}

@@ -288,12 +288,18 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ("runc15", "attrs/net-devices-need-netns", "runc 1.5.3 refuses linux.netDevices without a network namespace, but its error does not name the field"),
     ("runc15", "attrs/net-devices-missing-device", "runc 1.5.3 fails on a missing device with an error that names the device, not the field"),
     ("runc15", "inside/no-mount-namespace", "runc 1.5.3 runs a process `exec` adds to a container without a mount namespace in the runtime's root, not the container's"),
+    ("runc15", "hooks/hanging-poststart-leaves-commands-working", "runc 1.5.3 runs poststart hooks at the end of create, so a hanging one holds create itself"),
     ("runc15", "selinux/mount-label-without-selinux", "runc 1.5.3 passes context= to the kernel without SELinux: the mount fails (EINVAL) with an error naming the mount's data, not the field"),
     // crun 1.8.1 idmap tests: in the VM with TMPDIR on ext4 (docs/testing.md).
     ("crun", "inside/idmap-recursive-submounts", "crun 1.8 predates ridmap (runtime-spec 1.2): it ignores the option and the tree is not idmapped"),
     ("crun", "inside/idmap-refused-configs", "crun 1.8 refuses an idmapped tmpfs but leaves the container's cgroup behind"),
     ("crun", "inside/idmap-crun-ranges", "crun 1.8 does not check that an @ range lies in the container's user namespace: create succeeds"),
     ("crun", "inside/idmap-keeps-host-locks", "crun 1.8's idmapped mount of a read-only source can be remounted read-write by the container's root"),
+    ("crun", "lifecycle/kill-stopped-not-running", "crun 1.8 says \"open pidfd: No such process\", not runc's \"container not running\" (seen in the VM)"),
+    ("crun", "lifecycle/create-refuses-busy-cgroup", "crun 1.8 adopts a cgroup that holds another container's processes (seen in the VM)"),
+    ("crun", "lifecycle/create-refuses-frozen-cgroup", "crun 1.8 creates in a frozen cgroup, and its create hangs there (seen in the VM)"),
+    ("crun", "lifecycle/pidfd-socket", "crun 1.8 has no --pidfd-socket"),
+    ("crun", "hooks/timeout-with-large-state", "crun 1.8 leaves the container's state behind when a hook fed a state bigger than the pipe buffer times out (seen in the VM)"),
 ];
 
 pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {
