@@ -72,6 +72,23 @@ const SKIPPED: &[(&str, &str)] = &[
         "loading an AppArmor profile needs host privileges",
     ),
     ("selinux/", "SELinux labels need host privileges"),
+    (
+        "inside/idmap-",
+        "idmapped mounts need privileges over the source's filesystem",
+    ),
+    (
+        "inside/userns-bind-source-host-only",
+        "the source is below a directory only root may search",
+    ),
+    ("inside/sysctl-user", "maps host ids the user does not own"),
+    (
+        "inside/no-mount-namespace",
+        "runs the runtime in a mount namespace of its own, which needs root",
+    ),
+    (
+        "lifecycle/run-no-subreaper",
+        "joins namespaces owned by root",
+    ),
 ];
 
 /// Deviations of real runtimes that only show rootless: (runtime name, test, reason), as in
@@ -135,6 +152,14 @@ const SKIPPED_WITHOUT_CGROUP: &[(&str, &str)] = &[
     ),
     (
         "lifecycle/kill-all-reaches-whole-cgroup",
+        "needs a writable cgroup",
+    ),
+    (
+        "lifecycle/create-refuses-busy-cgroup",
+        "needs a writable cgroup",
+    ),
+    (
+        "lifecycle/create-refuses-frozen-cgroup",
         "needs a writable cgroup",
     ),
     (

@@ -144,6 +144,10 @@ pub fn kill(store: &Store, id: &str, sig: Signal, all: bool) -> Result<()> {
         return state.cgroup.kill_all(sig);
     }
     if status == Status::Stopped {
+        // As runc: `--all` of a stopped container succeeds, there is nothing left to signal.
+        if all {
+            return Ok(());
+        }
         return Err(Error::NotRunning {
             op: "kill",
             id: id.to_string(),

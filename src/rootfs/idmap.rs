@@ -280,6 +280,9 @@ pub fn prepare(
                 && n.path().as_ref().is_none_or(|p| p.as_os_str().is_empty())
         })
     });
+    // An unprivileged runtime cannot enter the locked view (nor idmap), and its init, of the
+    // same user, reaches whatever the runtime could.
+    let copy_outside = userns && own_mntns && nix::unistd::geteuid().is_root();
     let mut wanted = Vec::new();
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         let name = mount_name(i, m);
@@ -291,7 +294,7 @@ pub fn prepare(
             continue;
         };
         let outside = !bundle.join(source).starts_with(rootfs);
-        if plan.is_some() || (userns && own_mntns && outside) {
+        if plan.is_some() || (copy_outside && outside) {
             let tree = o.flags.contains(nix::mount::MsFlags::MS_REC);
             wanted.push((i, name, tree, source, plan));
         }

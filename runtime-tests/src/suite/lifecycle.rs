@@ -493,6 +493,7 @@ fn pidfd_socket(ctx: &mut Ctx) -> Result<()> {
     let receive = |ctx: &mut Ctx, args: &[&str], name: &str| -> Result<OwnedFd> {
         let sock = ctx.dir.join(name);
         let listener = UnixListener::bind(&sock)?;
+        ctx.hand_over(&sock)?;
         let sock = sock.to_str().context("utf-8 path")?;
         let mut full = args.to_vec();
         full.splice(1..1, ["--pidfd-socket", sock]);
