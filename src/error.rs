@@ -34,6 +34,9 @@ pub enum Error {
     /// The container init reported a failure over the sync channel (text carries its context).
     #[error("{0}")]
     Init(String),
+    /// systemd (the systemd cgroup driver's D-Bus calls) refused or failed a request.
+    #[error("{0}")]
+    Systemd(String),
     /// A command-line argument that cannot be honoured.
     #[error("{0}")]
     Usage(String),

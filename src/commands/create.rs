@@ -1,12 +1,13 @@
 //! `create` and `run`, which share their flags.
 
 use anyhow::Result;
+use berth::cgroups::Driver;
 use berth::container::{self, CreateOptions, RunOptions};
 use berth::state::Store;
 
 use crate::cli::{CreateArgs, RunArgs};
 
-fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
+fn options(a: &CreateArgs, cgroup_driver: Driver) -> Result<CreateOptions<'_>> {
     let console = a
         .console_socket
         .as_deref()
@@ -28,17 +29,18 @@ fn options(a: &CreateArgs) -> Result<CreateOptions<'_>> {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         listen_fds: listen,
+        cgroup_driver,
     })
 }
 
-pub fn create(store: &Store, a: &CreateArgs) -> Result<i32> {
-    container::create(store, options(a)?)?;
+pub fn create(store: &Store, a: &CreateArgs, driver: Driver) -> Result<i32> {
+    container::create(store, options(a, driver)?)?;
     Ok(0)
 }
 
-pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
+pub fn run(store: &Store, a: &RunArgs, driver: Driver) -> Result<i32> {
     let opts = RunOptions {
-        create: options(&a.create)?,
+        create: options(&a.create, driver)?,
         detach: a.detach,
         keep: a.keep,
     };

@@ -13,20 +13,23 @@ mod spec;
 mod state;
 mod update;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
+use berth::cgroups::Driver;
 use berth::state::Store;
 
 use crate::cli::{Cli, Command};
 
 /// Run the command; the value is the process exit code.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
-    if cli.global.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs");
-    }
     let store = Store::new(&cli.global.root);
+    // Later commands find the driver in the container's state.
+    let driver = match cli.global.systemd_cgroup {
+        true => Driver::Systemd,
+        false => Driver::Cgroupfs,
+    };
     match &cli.command {
-        Command::Create(a) => create::create(&store, a),
-        Command::Run(a) => create::run(&store, a),
+        Command::Create(a) => create::create(&store, a, driver),
+        Command::Run(a) => create::run(&store, a, driver),
         Command::Start(a) => Ok(berth::container::start(&store, &a.id).map(|()| 0)?),
         Command::State(a) => state::state(&store, &a.id),
         Command::List(a) => list::list(&store, a),

@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Driver};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
@@ -29,6 +29,8 @@ pub struct CreateOptions<'a> {
     /// systemd socket-activation fds passed on after the preserved ones; the process gets
     /// `LISTEN_FDS` for them (and `LISTEN_PID=1`, valid in its own pid namespace).
     pub listen_fds: u32,
+    /// Who makes the container's cgroup.
+    pub cgroup_driver: Driver,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -88,7 +90,8 @@ pub(super) fn check(opts: &CreateOptions) -> Result<Checked> {
     let process = sp.process().as_ref().expect("validated");
     validate_attrs(process, linux)?;
     let ns = Plan::from_linux(linux)?;
-    let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
+    let cgroup =
+        Cgroup::resolve_with(opts.cgroup_driver, linux.cgroups_path().as_deref(), opts.id)?;
     crate::cgroups::validate_resources(linux.resources().as_ref().unwrap_or(&Default::default()))?;
     Ok(Checked { bundle, ns, cgroup })
 }
@@ -149,14 +152,22 @@ fn make(
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", fifo.display()))?;
-    cgroup.create()?;
-    undo.cgroup = Some(cgroup.clone());
-    cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
+    let created_devices = linux.devices().as_deref().unwrap_or_default();
+    // systemd makes its unit's cgroup once the first process exists (start_unit below).
+    let systemd = cgroup.is_systemd();
+    if !systemd {
+        cgroup.create()?;
+        undo.cgroup = Some(cgroup.clone());
+        cgroup.apply(&resources, created_devices)?;
+    }
     process::become_subreaper()?;
 
     let listener = seccomp::connect_listener(linux)?;
     let procfs = crate::procfs::open_private()?;
-    let cgroup_fd = cgroup.open_for_clone(&[])?;
+    let cgroup_fd = match systemd {
+        true => None,
+        false => cgroup.open_for_clone(&[])?,
+    };
     let (chan, child_chan) = sync::pair()?;
     let args = InitArgs {
         id: opts.id,
@@ -175,7 +186,11 @@ fn make(
     let spawned = process::spawn_init(&args, &chan, child_chan)?;
     let first = spawned.pid;
     undo.pids.push(first);
-    if !spawned.in_cgroup {
+    if systemd {
+        // After the clone: the D-Bus connection runs a thread, and this process forks no more.
+        undo.cgroup = Some(cgroup.clone());
+        cgroup.start_unit(first, &resources, created_devices)?;
+    } else if !spawned.in_cgroup {
         cgroup.add(first)?;
     }
     if let Some(adj) = process.oom_score_adj() {
