@@ -315,6 +315,10 @@ impl Cgroup {
         let dir = v1
             .or(self.unified.as_deref())
             .ok_or_else(|| Error::config("cgroup has no hierarchy"))?;
+        // systemd removes a scope's cgroup once it is empty: no directory, no process.
+        if self.systemd.is_some() && !dir.exists() {
+            return Ok(Vec::new());
+        }
         let mut pids = Vec::new();
         fs::procs_tree(dir, &mut pids)?;
         pids.sort();
