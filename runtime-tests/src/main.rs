@@ -18,7 +18,9 @@ use std::time::Duration;
 
 const USAGE: &str =
     "usage: runtime-tests --runtime PATH [--runtime-name NAME] [--filter PATTERN] [--keep]
-                     [--checker PATH] [--mkrootfs PATH]
+                     [--checker PATH] [--mkrootfs PATH] [--runtime-arg ARG]... [--systemd-cgroups]
+--runtime-arg: a global flag for every runtime command, e.g. --runtime-arg=--systemd-cgroup
+--systemd-cgroups: bundles name their cgroup as systemd drivers want it (slice:prefix:name)
 env: RUNTIME_TESTS_TIMEOUT_SCALE multiplies the 20s per-command timeout";
 const BASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Where the static checker is built (see runtime-tests/README.md).
@@ -31,6 +33,8 @@ struct Opts {
     keep: bool,
     checker: Option<PathBuf>,
     mkrootfs: PathBuf,
+    runtime_args: Vec<String>,
+    systemd_cgroups: bool,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -38,7 +42,12 @@ fn parse_args() -> Result<Opts> {
     let (mut runtime, mut name, mut filter, mut keep, mut checker) =
         (None, None, None, false, None);
     let mut mkrootfs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/mkrootfs"));
+    let (mut runtime_args, mut systemd_cgroups) = (Vec::new(), false);
     while let Some(arg) = args.next() {
+        if let Some(v) = arg.strip_prefix("--runtime-arg=") {
+            runtime_args.push(v.to_string());
+            continue;
+        }
         let mut value = || {
             args.next()
                 .with_context(|| format!("{arg} needs a value\n{USAGE}"))
@@ -50,6 +59,8 @@ fn parse_args() -> Result<Opts> {
             "--checker" => checker = Some(PathBuf::from(value()?)),
             "--mkrootfs" => mkrootfs = PathBuf::from(value()?),
             "--keep" => keep = true,
+            "--runtime-arg" => runtime_args.push(value()?),
+            "--systemd-cgroups" => systemd_cgroups = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -73,6 +84,8 @@ fn parse_args() -> Result<Opts> {
         keep,
         checker,
         mkrootfs,
+        runtime_args,
+        systemd_cgroups,
     })
 }
 
@@ -153,10 +166,12 @@ fn run() -> Result<bool> {
         .with_context(|| format!("running {}", opts.mkrootfs.display()))?;
     ensure!(built.success(), "{} failed", opts.mkrootfs.display());
 
+    harness::set_systemd_cgroups(opts.systemd_cgroups);
     let env = Env {
         runtime: Runtime {
             path: runtime_path,
             timeout: BASE_TIMEOUT.mul_f64(scale),
+            global_args: opts.runtime_args,
         },
         checker,
         rootfs,
@@ -214,6 +229,7 @@ fn run() -> Result<bool> {
     for h in harness::hierarchies() {
         let _ = fs::remove_dir(h.join(CGROUP_PARENT));
     }
+    harness::stop_systemd_slice();
     if !opts.keep {
         let _ = fs::remove_dir_all(&workdir);
     }

@@ -118,6 +118,8 @@ impl Drop for Running {
 pub struct Runtime {
     pub path: PathBuf,
     pub timeout: Duration,
+    /// Global flags put before every command's own (`--runtime-arg`).
+    pub global_args: Vec<String>,
 }
 
 impl Runtime {
@@ -132,9 +134,11 @@ impl Runtime {
     ) -> Result<Running> {
         let out = outdir.join(format!("{tag}.out"));
         let err = outdir.join(format!("{tag}.err"));
-        let what = format!("{} {}", self.path.display(), args.join(" "));
+        let mut all: Vec<&str> = self.global_args.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let what = format!("{} {}", self.path.display(), all.join(" "));
         let mut cmd = Command::new(&self.path);
-        cmd.args(args)
+        cmd.args(&all)
             .stdin(Stdio::null())
             .stdout(File::create(&out)?)
             .stderr(File::create(&err)?)

@@ -1,7 +1,7 @@
 //! `exec`: a new process in a running container, in all its namespaces and its cgroup, with
 //! the flags runc takes; bad input fails and leaves no process behind.
 
-use crate::harness::{cgroup_dirs, ns_inode, Bundle, Ctx};
+use crate::harness::{cgroup_dirs, cgroup_rel, ns_inode, Bundle, Ctx};
 use crate::report::Report;
 use crate::suite::lifecycle::{pid_of, running_sleeper};
 use crate::suite::{wait_for, Test};
@@ -228,7 +228,7 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
         .or(cgroup.lines().find(|l| l.starts_with("0::")))
         .context("no cgroup line")?;
     ensure!(
-        line.ends_with(&format!("{}/sub", b.cgroup)),
+        line.ends_with(&format!("{}/sub", cgroup_rel(&b.cgroup))),
         "exec --cgroup sub ran in {line:?}"
     );
     Ok(())
