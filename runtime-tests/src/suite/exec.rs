@@ -212,8 +212,12 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
     for dir in cgroup_dirs(&b.cgroup).into_iter().filter(|d| d.is_dir()) {
         let sub = dir.join("sub");
         fs::create_dir_all(&sub)?;
-        // A v1 cpuset cgroup takes no process until it has cpus and mems.
+        // A v1 cpuset cgroup takes no process until it has cpus and mems. (On v2 the sub-cgroup
+        // has no cpuset files unless the container's cgroup enables the controller for it.)
         for file in ["cpuset.cpus", "cpuset.mems"] {
+            if !sub.join(file).exists() {
+                continue;
+            }
             if let Ok(v) = fs::read_to_string(dir.join(file)) {
                 fs::write(sub.join(file), v)?;
             }
