@@ -15,14 +15,26 @@ fn systemd_running() -> bool {
     Path::new("/run/systemd/system").is_dir()
 }
 
+/// berth with the systemd driver; its output goes through files, not pipes: a container that
+/// `create` leaves running inherits them and would keep a pipe open.
 fn berth(root: &Path, args: &[&str]) -> Output {
-    Command::new(BERTH)
+    std::fs::create_dir_all(root).unwrap();
+    let (out, err) = (root.join("berth.out"), root.join("berth.err"));
+    let status = Command::new(BERTH)
         .arg("--root")
         .arg(root)
         .arg("--systemd-cgroup")
         .args(args)
-        .output()
-        .expect("run berth")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .status()
+        .expect("run berth");
+    Output {
+        status,
+        stdout: std::fs::read(&out).unwrap(),
+        stderr: std::fs::read(&err).unwrap(),
+    }
 }
 
 fn ok(out: Output) -> String {
@@ -69,6 +81,11 @@ impl Bundle {
         let mut config: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         config["process"]["terminal"] = json!(false);
         config["process"]["args"] = json!(["sleep", "1000"]);
+        // The host's cgroup namespace: /proc/self/cgroup then shows the scope's path.
+        config["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|n| n["type"] != "cgroup");
         edit(&mut config);
         std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
         Bundle { dir }
