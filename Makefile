@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-rootless vm-conformance e2e bench install clean
+.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-test-systemd vm-rootless vm-conformance e2e bench install clean
 
 all: build
 
@@ -88,6 +88,12 @@ vm-rootless: build vm-deps
 	@$(call install_missing,uidmap)
 	$(call vm_rootless,$(shell command -v $(RUNTIME) || echo $(RUNTIME)))
 
+# The systemd cgroup driver, in a VM that boots Debian with systemd as init (hack/vm/systemd-tests,
+# docs/testing.md): the suite with --systemd-cgroup against berth and runc 1.5, tests/systemd.rs,
+# and Podman with --cgroup-manager=systemd; no unit of ours may be left.
+vm-test-systemd: build
+	CARGO=$(CARGO) VM_FILTER='$(VM_FILTER)' VM_TIMEOUT_SCALE=$(VM_TIMEOUT_SCALE) hack/vm/systemd-tests
+
 # Any runtime, e.g. RUNTIME=crun: a name is looked up in PATH; host programs outside the
 # repository are copied into the VM at the same path, with their libraries.
 vm-conformance: build vm-deps
@@ -100,7 +106,7 @@ E2E_CLIENTS ?= podman podman-rootless containerd docker cri
 e2e: build
 	status=0; for c in $(E2E_CLIENTS); do hack/e2e/$$c $(abspath $(BERTH)) || status=1; done; exit $$status
 
-test: build unit conformance conformance-rootless vm-test e2e
+test: build unit conformance conformance-rootless vm-test vm-test-systemd e2e
 
 bench: build
 	hack/bench

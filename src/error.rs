@@ -44,6 +44,9 @@ pub enum Error {
     /// The runtime could not re-execute itself from a sealed copy ([`crate::sealed_exe`]).
     #[error("sealed runtime binary: {0}")]
     SealedExe(String),
+    /// systemd (the systemd cgroup driver's D-Bus calls) refused or failed a request.
+    #[error("{0}")]
+    Systemd(String),
     /// A command-line argument that cannot be honoured.
     #[error("{0}")]
     Usage(String),

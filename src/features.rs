@@ -20,7 +20,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": caps,
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": true, "systemdUser": false, "rdma": false },
             "seccomp": crate::security::seccomp::features(),
             // Per the spec, "enabled" says whether the runtime supports it, not the host: a label
             // the host cannot enforce is refused at create (see security::lsm).

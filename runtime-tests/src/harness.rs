@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,70 @@ pub const CGROUP_FS: &str = "/sys/fs/cgroup";
 /// Parent of every test cgroup. Absolute, so the runtime never nests it under
 /// its caller's cgroup (which may belong to someone else).
 pub const CGROUP_PARENT: &str = "runtime-tests";
+/// With `--systemd-cgroups`: the slice every test's scope is in, and the scopes' prefix.
+const SYSTEMD_SLICE: &str = "runtime_tests.slice";
+const SYSTEMD_PREFIX: &str = "runtime-tests";
+
+static SYSTEMD_CGROUPS: AtomicBool = AtomicBool::new(false);
+
+/// Bundles name their cgroup as a systemd driver wants it (`slice:prefix:name`).
+pub fn set_systemd_cgroups(on: bool) {
+    SYSTEMD_CGROUPS.store(on, Ordering::Relaxed);
+}
+
+fn systemd_cgroups() -> bool {
+    SYSTEMD_CGROUPS.load(Ordering::Relaxed)
+}
+
+/// linux.cgroupsPath for the test cgroup `name`.
+pub fn cgroups_path(name: &str) -> String {
+    if systemd_cgroups() {
+        format!("{SYSTEMD_SLICE}:{SYSTEMD_PREFIX}:{name}")
+    } else {
+        format!("/{CGROUP_PARENT}/{name}")
+    }
+}
+
+/// The top-level cgroup all test cgroups are below.
+pub fn cgroup_parent() -> &'static str {
+    if systemd_cgroups() {
+        SYSTEMD_SLICE
+    } else {
+        CGROUP_PARENT
+    }
+}
+
+/// The cgroup (from the hierarchy's root) that linux.cgroupsPath `path` names: absolute paths
+/// as they are, `slice:prefix:name` as systemd nests it (`a-b.slice` in `a.slice`).
+pub fn host_cgroup(path: &str) -> String {
+    let Some((slice, rest)) = path.split_once(':') else {
+        return path.to_string();
+    };
+    let (prefix, name) = rest.split_once(':').unwrap_or(("", rest));
+    let mut out = String::new();
+    let base = slice.strip_suffix(".slice").unwrap_or(slice);
+    let parts: Vec<&str> = base.split('-').collect();
+    for i in 1..=parts.len() {
+        out.push_str(&format!("/{}.slice", parts[..i].join("-")));
+    }
+    out.push_str(&format!("/{prefix}-{name}.scope"));
+    out
+}
+
+/// The test cgroup `name` from the hierarchy's root.
+pub fn cgroup_rel(name: &str) -> String {
+    host_cgroup(&cgroups_path(name))
+}
+
+/// With `--systemd-cgroups`, once every test is done: the tests' slice, made by systemd for
+/// their scopes, is stopped so that no unit of ours is left.
+pub fn stop_systemd_slice() {
+    if systemd_cgroups() {
+        let _ = Command::new("systemctl")
+            .args(["stop", SYSTEMD_SLICE])
+            .status();
+    }
+}
 
 /// What all tests of one run share.
 pub struct Env {
@@ -115,6 +179,7 @@ impl<'e> Ctx<'e> {
             path: binary.to_path_buf(),
             timeout: self.timeout(),
             user: self.env.runtime.user,
+            global_args: self.env.runtime.global_args.clone(),
         };
         self.spawn_runtime(&runtime, args, customize)
     }
@@ -264,7 +329,7 @@ impl Drop for Ctx<'_> {
 pub fn cgroup_dirs(name: &str) -> Vec<PathBuf> {
     hierarchies()
         .into_iter()
-        .map(|h| h.join(CGROUP_PARENT).join(name))
+        .map(|h| h.join(cgroup_rel(name).trim_start_matches('/')))
         .filter(|d| d.is_dir())
         .collect()
 }
@@ -326,7 +391,7 @@ pub fn base_config(cgroup: &str) -> Value {
               "options": ["nosuid", "noexec", "nodev", "relatime", "ro"] },
         ],
         "linux": {
-            "cgroupsPath": format!("/{CGROUP_PARENT}/{cgroup}"),
+            "cgroupsPath": cgroups_path(cgroup),
             "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
             "namespaces": [
                 { "type": "pid" }, { "type": "network" }, { "type": "ipc" },

@@ -21,8 +21,11 @@ use std::time::Duration;
 const USAGE: &str =
     "usage: runtime-tests --runtime PATH [--runtime-name NAME] [--filter PATTERN] [--keep]
                      [--checker PATH] [--mkrootfs PATH] [--rootless [--rootless-cgroup]]
+                     [--runtime-arg ARG]... [--systemd-cgroups]
 --rootless: the runtime runs as a user the run creates (see src/rootless.rs); with
   --rootless-cgroup (pure cgroup v2) the suite's cgroup parent is delegated to that user
+--runtime-arg: a global flag for every runtime command, e.g. --runtime-arg=--systemd-cgroup
+--systemd-cgroups: bundles name their cgroup as systemd drivers want it (slice:prefix:name)
 env: RUNTIME_TESTS_TIMEOUT_SCALE multiplies the 20s per-command timeout";
 const BASE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Where the static checker is built (see runtime-tests/README.md).
@@ -37,6 +40,8 @@ struct Opts {
     mkrootfs: PathBuf,
     rootless: bool,
     rootless_cgroup: bool,
+    runtime_args: Vec<String>,
+    systemd_cgroups: bool,
 }
 
 fn parse_args() -> Result<Opts> {
@@ -45,7 +50,12 @@ fn parse_args() -> Result<Opts> {
         (None, None, None, false, None);
     let (mut rootless, mut rootless_cgroup) = (false, false);
     let mut mkrootfs = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../hack/mkrootfs"));
+    let (mut runtime_args, mut systemd_cgroups) = (Vec::new(), false);
     while let Some(arg) = args.next() {
+        if let Some(v) = arg.strip_prefix("--runtime-arg=") {
+            runtime_args.push(v.to_string());
+            continue;
+        }
         let mut value = || {
             args.next()
                 .with_context(|| format!("{arg} needs a value\n{USAGE}"))
@@ -59,6 +69,8 @@ fn parse_args() -> Result<Opts> {
             "--keep" => keep = true,
             "--rootless" => rootless = true,
             "--rootless-cgroup" => rootless_cgroup = true,
+            "--runtime-arg" => runtime_args.push(value()?),
+            "--systemd-cgroups" => systemd_cgroups = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -84,6 +96,8 @@ fn parse_args() -> Result<Opts> {
         mkrootfs,
         rootless,
         rootless_cgroup,
+        runtime_args,
+        systemd_cgroups,
     })
 }
 
@@ -188,11 +202,13 @@ fn run() -> Result<bool> {
             runtime_path.display()
         );
     }
+    harness::set_systemd_cgroups(opts.systemd_cgroups);
     let env = Env {
         runtime: Runtime {
             path: runtime_path,
             timeout: BASE_TIMEOUT.mul_f64(scale),
             user: user.as_ref().map(|u| (u.uid, u.gid)),
+            global_args: opts.runtime_args,
         },
         checker,
         rootfs,
@@ -268,6 +284,7 @@ fn run() -> Result<bool> {
     for h in harness::hierarchies() {
         let _ = fs::remove_dir(h.join(CGROUP_PARENT));
     }
+    harness::stop_systemd_slice();
     if !opts.keep {
         let _ = fs::remove_dir_all(&workdir);
     }

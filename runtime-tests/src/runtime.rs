@@ -120,6 +120,8 @@ pub struct Runtime {
     pub timeout: Duration,
     /// Run it as this (uid, gid), without supplementary groups (rootless mode).
     pub user: Option<(u32, u32)>,
+    /// Global flags put before every command's own (`--runtime-arg`).
+    pub global_args: Vec<String>,
 }
 
 impl Runtime {
@@ -134,9 +136,11 @@ impl Runtime {
     ) -> Result<Running> {
         let out = outdir.join(format!("{tag}.out"));
         let err = outdir.join(format!("{tag}.err"));
-        let what = format!("{} {}", self.path.display(), args.join(" "));
+        let mut all: Vec<&str> = self.global_args.iter().map(String::as_str).collect();
+        all.extend_from_slice(args);
+        let what = format!("{} {}", self.path.display(), all.join(" "));
         let mut cmd = Command::new(&self.path);
-        cmd.args(args)
+        cmd.args(&all)
             .stdin(Stdio::null())
             .stdout(File::create(&out)?)
             .stderr(File::create(&err)?)

@@ -300,6 +300,23 @@ pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
     ("crun", "lifecycle/create-refuses-frozen-cgroup", "crun 1.8 creates in a frozen cgroup, and its create hangs there (seen in the VM)"),
     ("crun", "lifecycle/pidfd-socket", "crun 1.8 has no --pidfd-socket"),
     ("crun", "hooks/timeout-with-large-state", "crun 1.8 leaves the container's state behind when a hook fed a state bigger than the pipe buffer times out (seen in the VM)"),
+    // runc 1.5.3 with --systemd-cgroup in the systemd VM (make vm-test-systemd), as seen there.
+    ("runc-systemd", "lifecycle/kill-all-reaches-whole-cgroup", "runc 1.5.3's kill --all TERM does not reach a process added to the container's scope from outside its pid namespace"),
+    ("runc-systemd", "create-error/unsupported-major-version", "runc 1.5.3 does not validate ociVersion and accepts a config for spec 2.0.0"),
+    ("runc-systemd", "create-error/unknown-capability", "runc 1.5.3 accepts an unknown capability"),
+    ("runc-systemd", "hooks/create-runs-create-hooks", "runc 1.5.3 runs poststart hooks during create, before start"),
+    ("runc-systemd", "hooks/start-runs-start-hooks", "runc 1.5.3 runs poststart hooks during create and startContainer only when the init execs, after start returned"),
+    ("runc-systemd", "hooks/delete-runs-poststop", "runc 1.5.3 runs startContainer when the init execs, which the test sees after start"),
+    ("runc-systemd", "hooks/state-on-stdin", "runc 1.5.3 runs poststart hooks during create, so they get status created instead of running"),
+    ("runc-systemd", "features/mount-options", "runc 1.5.3 advertises rnoatime but a tmpfs mounted with it stays relatime"),
+    ("runc-systemd", "features/seccomp", "runc 1.5.3 advertises seccomp architectures its libseccomp cannot add to a filter"),
+    ("runc-systemd", "seccomp/argument-filter", "runc turns every condition of a rule into its own ORed rule once an argument index repeats, so the condition on another argument is not ANDed"),
+    ("runc-systemd", "seccomp/getcwd-blocked-runtime-works", "runc 1.5.3 calls getcwd after loading the filter, so a profile blocking getcwd breaks start"),
+    ("runc-systemd", "attrs/exec-cpu-affinity-offline-cpu", "runc 1.5.3 accepts an execCPUAffinity naming an offline CPU"),
+    ("runc-systemd", "attrs/memory-policy-advertised-modes", "runc 1.5.3 advertises MPOL_WEIGHTED_INTERLEAVE, which the VM's 6.1 kernel refuses"),
+    ("runc-systemd", "attrs/memory-policy-bad-node", "runc 1.5.3's error says set_mempolicy, not the memoryPolicy field"),
+    ("runc-systemd", "attrs/net-devices-missing-device", "runc 1.5.3's error names the device, not the netDevices field"),
+    ("runc-systemd", "selinux/mount-label-without-selinux", "runc 1.5.3 passes a mount label to the kernel without SELinux; its error names the mount, not mountLabel"),
 ];
 
 pub fn expected_failure(runtime: &str, test: &str) -> Option<&'static str> {

@@ -1,4 +1,5 @@
-//! The container's cgroup, managed through cgroupfs (no systemd).
+//! The container's cgroup, managed through cgroupfs, or made by systemd as a transient scope
+//! (the systemd driver, `systemd/`) and then written through cgroupfs like any other.
 //!
 //! [`Cgroup::resolve`] works out the cgroup's directory in every mounted hierarchy; the value is
 //! then stored in the container's state so that later commands act on the same directories
@@ -20,6 +21,7 @@ mod layout;
 mod oom;
 mod resources;
 mod stats;
+mod systemd;
 mod v1;
 mod v2;
 
@@ -47,6 +49,19 @@ pub struct Cgroup {
     /// The cgroup's directory in the cgroup2 hierarchy, if one is mounted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unified: Option<PathBuf>,
+    /// With the systemd driver, the scope unit whose cgroup `unified` is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    systemd: Option<systemd::Unit>,
+}
+
+/// Who makes the container's cgroup.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Driver {
+    /// berth itself, with mkdir and rmdir.
+    #[default]
+    Cgroupfs,
+    /// systemd, as a transient scope unit (pure cgroup v2 hosts booted with systemd).
+    Systemd,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +110,7 @@ impl Cgroup {
         let mut cgroup = Cgroup {
             v1: Vec::new(),
             unified: None,
+            systemd: None,
         };
         for h in layout::detect()? {
             let base = if absolute {
@@ -123,6 +139,7 @@ impl Cgroup {
         Cgroup {
             v1: Vec::new(),
             unified: None,
+            systemd: None,
         }
     }
 
@@ -136,6 +153,53 @@ impl Cgroup {
             "the container has no cgroup (it was created rootless, without a cgroup it could write)"
                 .into(),
         )
+    }
+
+    /// [`Cgroup::resolve`] for either driver. With systemd's, linux.cgroupsPath is
+    /// `slice:prefix:name` (see `systemd/`); fails unless systemd runs this (pure v2) host.
+    pub fn resolve_with(driver: Driver, cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
+        if driver == Driver::Cgroupfs {
+            return Cgroup::resolve(cgroups_path, id);
+        }
+        systemd::check_running()?;
+        let (unit, dir) = systemd::unit(cgroups_path, id)?;
+        let unified = match &layout::detect()?[..] {
+            [h] if h.controllers.is_empty() => h.mountpoint.join(dir),
+            _ => {
+                return Err(Error::Systemd(
+                    "the systemd cgroup driver supports pure cgroup v2 hosts only (this one has v1 hierarchies)".into(),
+                ))
+            }
+        };
+        Ok(Cgroup {
+            v1: Vec::new(),
+            unified: Some(unified),
+            systemd: Some(unit),
+        })
+    }
+
+    /// Whether systemd makes the cgroup: then [`Cgroup::start_unit`] takes the place of
+    /// [`Cgroup::create`] and [`Cgroup::apply`], once the container's first process exists.
+    pub fn is_systemd(&self) -> bool {
+        self.systemd.is_some()
+    }
+
+    /// The systemd driver's create: start the unit with `pid` in it and the resources systemd
+    /// has properties for, then write every resource to the cgroup files as
+    /// [`Cgroup::apply`] does. Opens a D-Bus connection, which runs a thread: only where no
+    /// fork follows.
+    pub fn start_unit(
+        &self,
+        pid: Pid,
+        resources: &oci_spec::runtime::LinuxResources,
+        created: &[oci_spec::runtime::LinuxDevice],
+    ) -> Result<()> {
+        let unit = self
+            .systemd
+            .as_ref()
+            .ok_or_else(|| Error::config("cgroup is not a systemd unit"))?;
+        systemd::start(unit, pid, resources, created)?;
+        self.apply(resources, created)
     }
 
     /// The cgroup's directory in every hierarchy (v1 ones first, then the unified one).
@@ -307,6 +371,10 @@ impl Cgroup {
         let dir = v1
             .or(self.unified.as_deref())
             .ok_or_else(|| self.missing())?;
+        // systemd removes a scope's cgroup once it is empty: no directory, no process.
+        if self.systemd.is_some() && !dir.exists() {
+            return Ok(Vec::new());
+        }
         let mut pids = Vec::new();
         fs::procs_tree(dir, &mut pids)?;
         pids.sort();
@@ -402,9 +470,11 @@ impl Cgroup {
     }
 
     /// rmdir the cgroup in every hierarchy, sub-cgroups first. A cgroup that is already gone is
-    /// fine. Every hierarchy is tried; the first error is returned.
+    /// fine. Every hierarchy is tried; the first error is returned. A systemd unit is stopped
+    /// first (systemd removes its cgroup; what the container made below it may be left).
     pub fn destroy(&self) -> Result<()> {
-        self.dirs().map(fs::remove_tree).fold(Ok(()), Result::and)
+        let stopped = self.systemd.as_ref().map_or(Ok(()), systemd::stop);
+        self.dirs().map(fs::remove_tree).fold(stopped, Result::and)
     }
 }
 

@@ -49,7 +49,8 @@ pub struct Global {
     /// Log debug messages too
     #[arg(long, global = true)]
     pub debug: bool,
-    /// Manage cgroups through systemd
+    /// Let systemd make the container's cgroup: a transient scope unit (linux.cgroupsPath as
+    /// slice:prefix:name; needs systemd as init and cgroup v2)
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
     /// Rootless cgroups (auto, true or false): cgroups the caller may not write are skipped;

@@ -1,12 +1,20 @@
 //! `create` and `run`, which share their flags.
 
 use anyhow::Result;
+use berth::cgroups::Driver;
 use berth::container::{self, CreateOptions, RunOptions};
 use berth::state::Store;
 
 use crate::cli::{CreateArgs, RunArgs};
 
-fn options(a: &CreateArgs, no_subreaper: bool, rootless: bool) -> Result<CreateOptions<'_>> {
+/// What the global flags say about how to create.
+#[derive(Clone, Copy)]
+pub struct Flags {
+    pub rootless: bool,
+    pub driver: Driver,
+}
+
+fn options(a: &CreateArgs, no_subreaper: bool, global: Flags) -> Result<CreateOptions<'_>> {
     let console = a
         .console_socket
         .as_deref()
@@ -34,18 +42,19 @@ fn options(a: &CreateArgs, no_subreaper: bool, rootless: bool) -> Result<CreateO
             .map(berth::pidfd_socket::connect)
             .transpose()?,
         no_subreaper,
-        rootless_cgroups: rootless,
+        rootless_cgroups: global.rootless,
+        cgroup_driver: global.driver,
     })
 }
 
-pub fn create(store: &Store, a: &CreateArgs, rootless: bool) -> Result<i32> {
-    container::create(store, options(a, false, rootless)?)?;
+pub fn create(store: &Store, a: &CreateArgs, global: Flags) -> Result<i32> {
+    container::create(store, options(a, false, global)?)?;
     Ok(0)
 }
 
-pub fn run(store: &Store, a: &RunArgs, rootless: bool) -> Result<i32> {
+pub fn run(store: &Store, a: &RunArgs, global: Flags) -> Result<i32> {
     let opts = RunOptions {
-        create: options(&a.create, a.no_subreaper, rootless)?,
+        create: options(&a.create, a.no_subreaper, global)?,
         detach: a.detach,
         keep: a.keep,
     };

@@ -15,18 +15,23 @@ mod update;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use berth::cgroups::Driver;
 use berth::state::Store;
 
 use crate::cli::{Cli, Command, Global};
 
 /// Run the command; the value is the process exit code.
 pub fn dispatch(cli: &Cli) -> Result<i32> {
-    if cli.global.systemd_cgroup {
-        bail!("--systemd-cgroup: the systemd cgroup driver is not supported yet; use cgroupfs");
-    }
     let store = Store::new(&state_root(&cli.global)?);
-    let rootless = rootless(&cli.global);
+    // Later commands find the driver in the container's state.
+    let flags = create::Flags {
+        rootless: rootless(&cli.global),
+        driver: match cli.global.systemd_cgroup {
+            true => Driver::Systemd,
+            false => Driver::Cgroupfs,
+        },
+    };
     // Whatever clones container processes runs from a sealed copy of its binary (CVE-2019-5736).
     if matches!(
         cli.command,
@@ -36,8 +41,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         tracing::debug!("runtime binary sealed: {seal:?}");
     }
     match &cli.command {
-        Command::Create(a) => create::create(&store, a, rootless),
-        Command::Run(a) => create::run(&store, a, rootless),
+        Command::Create(a) => create::create(&store, a, flags),
+        Command::Run(a) => create::run(&store, a, flags),
         Command::Start(a) => Ok(berth::container::start(&store, &a.id).map(|()| 0)?),
         Command::State(a) => state::state(&store, &a.id),
         Command::List(a) => list::list(&store, a),

@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::stat::Mode;
 use nix::unistd::Pid;
 
-use crate::cgroups::Cgroup;
+use crate::cgroups::{Cgroup, Driver, Made};
 use crate::hooks::{self, HookKind};
 use crate::namespaces::Plan;
 use crate::process::{self, sync, InitArgs};
@@ -38,6 +38,8 @@ pub struct CreateOptions<'a> {
     /// config allows it ([`crate::cgroups::may_skip`]), and device rules are not applied (the
     /// kernel lets no unprivileged user or user namespace set them).
     pub rootless_cgroups: bool,
+    /// Who makes the container's cgroup.
+    pub cgroup_driver: Driver,
 }
 
 /// Everything create made so far, undone on drop unless the create succeeded.
@@ -45,7 +47,7 @@ struct Undo {
     dir: Option<state::Dir>,
     /// The container's cgroup and the directories of it that create made: the cgroup was
     /// empty and thawed when create began, so every process in it is the container's.
-    cgroup: Option<(Cgroup, crate::cgroups::Made)>,
+    cgroup: Option<(Cgroup, Made)>,
     pids: Vec<Pid>,
 }
 
@@ -61,7 +63,13 @@ impl Drop for Undo {
         }
         if let Some((cg, made)) = &self.cgroup {
             let _ = cg.kill_all(Signal::SIGKILL);
-            if let Err(e) = made.remove() {
+            // systemd removes its unit's cgroup once the unit is stopped; otherwise only the
+            // directories this create made go.
+            let removed = match cg.is_systemd() {
+                true => cg.destroy(),
+                false => made.remove(),
+            };
+            if let Err(e) = removed {
                 tracing::warn!("clean up after failed create: {e}");
             }
         }
@@ -99,7 +107,8 @@ pub(super) fn check(opts: &CreateOptions) -> Result<Checked> {
     let process = sp.process().as_ref().expect("validated");
     validate_attrs(process, linux)?;
     let ns = Plan::from_linux(linux)?;
-    let cgroup = Cgroup::resolve(linux.cgroups_path().as_deref(), opts.id)?;
+    let cgroup =
+        Cgroup::resolve_with(opts.cgroup_driver, linux.cgroups_path().as_deref(), opts.id)?;
     crate::cgroups::validate_resources(linux.resources().as_ref().unwrap_or(&Default::default()))?;
     Ok(Checked { bundle, ns, cgroup })
 }
@@ -178,39 +187,54 @@ fn make(
         nix::sys::stat::FchmodatFlags::FollowSymlink,
     )
     .ctx(|| format!("chmod {}", fifo.display()))?;
-    let (cgroup, made) = match cgroup.create() {
-        Err(e)
-            if opts.rootless_cgroups
-                && crate::cgroups::may_skip(&e, linux.cgroups_path().as_deref(), &resources) =>
-        {
-            tracing::debug!("rootless: the container runs without a cgroup of its own: {e}");
-            saved.cgroup = Cgroup::none();
-            (Cgroup::none(), crate::cgroups::Made::default())
-        }
-        Err(e) if opts.rootless_cgroups && crate::cgroups::denied(&e) => {
-            return Err(Error::Init(format!(
-                "rootless: {e} (without write access to cgroups, a container needs no \
-                 linux.cgroupsPath and no resource limits)"
-            )))
-        }
-        r => (cgroup, r?),
-    };
-    undo.cgroup = Some((cgroup.clone(), made));
-    if opts.rootless_cgroups {
-        if !cgroup.is_none() {
-            tracing::debug!("rootless: device rules are not applied");
-            cgroup.update(&resources)?;
-        }
+    let created_devices = linux.devices().as_deref().unwrap_or_default();
+    // systemd makes its unit's cgroup once the first process exists (start_unit below).
+    let systemd = cgroup.is_systemd();
+    let cgroup = if systemd {
+        cgroup
     } else {
-        cgroup.apply(&resources, linux.devices().as_deref().unwrap_or_default())?;
-    }
+        let (cgroup, made) = match cgroup.create() {
+            Err(e)
+                if opts.rootless_cgroups
+                    && crate::cgroups::may_skip(
+                        &e,
+                        linux.cgroups_path().as_deref(),
+                        &resources,
+                    ) =>
+            {
+                tracing::debug!("rootless: the container runs without a cgroup of its own: {e}");
+                saved.cgroup = Cgroup::none();
+                (Cgroup::none(), Made::default())
+            }
+            Err(e) if opts.rootless_cgroups && crate::cgroups::denied(&e) => {
+                return Err(Error::Init(format!(
+                    "rootless: {e} (without write access to cgroups, a container needs no \
+                     linux.cgroupsPath and no resource limits)"
+                )))
+            }
+            r => (cgroup, r?),
+        };
+        undo.cgroup = Some((cgroup.clone(), made));
+        if opts.rootless_cgroups {
+            if !cgroup.is_none() {
+                tracing::debug!("rootless: device rules are not applied");
+                cgroup.update(&resources)?;
+            }
+        } else {
+            cgroup.apply(&resources, created_devices)?;
+        }
+        cgroup
+    };
     if !opts.no_subreaper {
         process::become_subreaper()?;
     }
 
     let listener = seccomp::connect_listener(linux)?;
     let procfs = crate::procfs::open_private()?;
-    let cgroup_fd = cgroup.open_for_clone(&[])?;
+    let cgroup_fd = match systemd {
+        true => None,
+        false => cgroup.open_for_clone(&[])?,
+    };
     let joined_userns = ns
         .join
         .iter()
@@ -242,7 +266,11 @@ fn make(
     let spawned = process::spawn_init(&args, &chan, child_chan)?;
     let first = spawned.pid;
     undo.pids.push(first);
-    if !spawned.in_cgroup {
+    if systemd {
+        // After the clone: the D-Bus connection runs a thread, and this process forks no more.
+        undo.cgroup = Some((cgroup.clone(), Made::default()));
+        cgroup.start_unit(first, &resources, created_devices)?;
+    } else if !spawned.in_cgroup {
         cgroup.add(first)?;
     }
     if let Some(adj) = process.oom_score_adj() {

@@ -3,7 +3,7 @@
 
 use super::lifecycle::WAIT_FOR_GO;
 use super::{skip, wait_for, Test};
-use crate::harness::{cgroup_dirs, Bundle, Ctx};
+use crate::harness::{cgroup_dirs, host_cgroup, Bundle, Ctx};
 use crate::report::Report;
 use crate::runtime::Running;
 use anyhow::{bail, ensure, Context, Result};
@@ -99,10 +99,7 @@ fn read_cgroup_files(
     extra: &[String],
 ) -> Result<(Report, String)> {
     let mut config: Value = serde_json::from_slice(&fs::read(b.config_path())?)?;
-    let own = config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let own = host_cgroup(config["linux"]["cgroupsPath"].as_str().unwrap_or_default());
     let reads = files
         .iter()
         .flat_map(|c| c.iter())

@@ -1,7 +1,7 @@
 //! `exec`: a new process in a running container, in all its namespaces and its cgroup, with
 //! the flags runc takes; bad input fails and leaves no process behind.
 
-use crate::harness::{cgroup_dirs, ns_inode, Bundle, Ctx};
+use crate::harness::{cgroup_dirs, cgroup_rel, ns_inode, Bundle, Ctx};
 use crate::report::Report;
 use crate::suite::lifecycle::{pid_of, running_sleeper};
 use crate::suite::{wait_for, Test};
@@ -212,8 +212,12 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
     for dir in cgroup_dirs(&b.cgroup).into_iter().filter(|d| d.is_dir()) {
         let sub = dir.join("sub");
         fs::create_dir_all(&sub)?;
-        // A v1 cpuset cgroup takes no process until it has cpus and mems.
+        // A v1 cpuset cgroup takes no process until it has cpus and mems. (On v2 the sub-cgroup
+        // has no cpuset files unless the container's cgroup enables the controller for it.)
         for file in ["cpuset.cpus", "cpuset.mems"] {
+            if !sub.join(file).exists() {
+                continue;
+            }
             if let Ok(v) = fs::read_to_string(dir.join(file)) {
                 fs::write(sub.join(file), v)?;
             }
@@ -229,7 +233,7 @@ fn sub_cgroup(ctx: &mut Ctx) -> Result<()> {
         .or(cgroup.lines().find(|l| l.starts_with("0::")))
         .context("no cgroup line")?;
     ensure!(
-        line.ends_with(&format!("{}/sub", b.cgroup)),
+        line.ends_with(&format!("{}/sub", cgroup_rel(&b.cgroup))),
         "exec --cgroup sub ran in {line:?}"
     );
     Ok(())

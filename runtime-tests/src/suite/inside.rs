@@ -1,7 +1,7 @@
 //! What the container process sees, reported by the checker from inside.
 
 use super::{skip, wait_for, Test};
-use crate::harness::{hierarchies, ns_inode, Ctx, CGROUP_PARENT};
+use crate::harness::{cgroup_parent, hierarchies, host_cgroup, ns_inode, Ctx};
 use crate::report::Report;
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
@@ -648,12 +648,7 @@ fn no_new_privileges(ctx: &mut Ctx) -> Result<()> {
 fn cgroup_path(ctx: &mut Ctx) -> Result<()> {
     let mut want = String::new();
     let r = ctx.check(
-        |v| {
-            want = v["linux"]["cgroupsPath"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        },
+        |v| want = host_cgroup(v["linux"]["cgroupsPath"].as_str().unwrap_or_default()),
         &[],
     )?;
     let text = r.str("cgroup");
@@ -708,7 +703,7 @@ fn cgroup_namespace_root(ctx: &mut Ctx) -> Result<()> {
             ensure!(
                 !names
                     .as_array()
-                    .is_some_and(|n| n.iter().any(|n| n == CGROUP_PARENT)),
+                    .is_some_and(|n| n.iter().any(|n| n == cgroup_parent())),
                 "{probe} shows the host's hierarchy (joined netns: {join}): {names}"
             );
         }

@@ -24,7 +24,7 @@ pub(super) fn pids_max(limit: i64) -> String {
 /// cpu.shares (2..=262144, default 1024) to cpu.weight (1..=10000, default 100), as runc does:
 /// a curve through the three points (2,1), (1024,100) and (262144,10000) in log space, so that
 /// the defaults map onto each other (a straight line would make 1024 shares weight 39).
-pub(super) fn shares_to_weight(shares: u64) -> u64 {
+pub(in crate::cgroups) fn shares_to_weight(shares: u64) -> u64 {
     match shares {
         0 => 0,
         1..=2 => 1,
@@ -38,7 +38,7 @@ pub(super) fn shares_to_weight(shares: u64) -> u64 {
 }
 
 /// v1 blkio.weight (10..=1000) to v2 io.weight (1..=10000).
-pub(super) fn blkio_to_io_weight(weight: u16) -> u64 {
+pub(in crate::cgroups) fn blkio_to_io_weight(weight: u16) -> u64 {
     if weight == 0 {
         return 0;
     }
@@ -48,7 +48,10 @@ pub(super) fn blkio_to_io_weight(weight: u16) -> u64 {
 /// linux.resources.memory.swap is v1's memory+swap total; v2's memory.swap.max is swap alone.
 /// Returns the memory.swap.max value to write (-1 = max), or None to leave it alone.
 /// A memory limit of -1 with no swap given means both unlimited, as on v1.
-pub(super) fn swap_to_v2(swap: Option<i64>, memory: Option<i64>) -> Result<Option<i64>> {
+pub(in crate::cgroups) fn swap_to_v2(
+    swap: Option<i64>,
+    memory: Option<i64>,
+) -> Result<Option<i64>> {
     let bad = |why: &str| Error::config(format!("linux.resources.memory.swap: {why}"));
     match (swap, memory) {
         (None | Some(0), Some(-1)) => Ok(Some(-1)),

@@ -13,7 +13,7 @@ use crate::{Error, Result};
 
 /// A set of the accesses r, w and m, held as the bits the kernel's eBPF device context uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(super) struct Access(u8);
+pub(in crate::cgroups) struct Access(u8);
 
 const LETTERS: [(char, u8); 3] = [('r', ACC_READ), ('w', ACC_WRITE), ('m', ACC_MKNOD)];
 
@@ -39,7 +39,7 @@ impl fmt::Display for Access {
 
 /// One rule as the v1 devices controller takes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Rule {
+pub(in crate::cgroups) struct Rule {
     pub allow: bool,
     /// `a`, `b` or `c`.
     pub kind: char,
@@ -106,7 +106,10 @@ fn parse(rule: &LinuxDeviceCgroup, i: usize) -> Result<Rule> {
 /// The rules to apply: the config's, then the defaults runc appends for every container (mknod
 /// of anything, the standard /dev nodes, ptys, tun). A default node the config also lists in
 /// linux.devices is left out: the config's entry for that path decides.
-pub(super) fn rules(config: &[LinuxDeviceCgroup], created: &[LinuxDevice]) -> Result<Vec<Rule>> {
+pub(in crate::cgroups) fn rules(
+    config: &[LinuxDeviceCgroup],
+    created: &[LinuxDevice],
+) -> Result<Vec<Rule>> {
     let mut out = config
         .iter()
         .enumerate()
@@ -135,7 +138,7 @@ pub(super) fn rules(config: &[LinuxDeviceCgroup], created: &[LinuxDevice]) -> Re
 }
 
 /// A device pattern: type, major and minor (None for any).
-type Pattern = (char, Option<u32>, Option<u32>);
+pub(in crate::cgroups) type Pattern = (char, Option<u32>, Option<u32>);
 
 /// What a rule list lets through, worked out as runc's emulator of the v1 devices controller
 /// does, so that cgroup v2 enforces what v1 would: a rule of type `a` starts over from "allow
@@ -143,7 +146,7 @@ type Pattern = (char, Option<u32>, Option<u32>);
 /// to that default, or takes it back from the exception with exactly its pattern. The list
 /// starts from "deny everything".
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Policy {
+pub(in crate::cgroups) struct Policy {
     default_allow: bool,
     /// The access each pattern gets the other verdict for.
     exceptions: BTreeMap<Pattern, Access>,
@@ -206,6 +209,16 @@ impl Policy {
             }
         }
         Ok(())
+    }
+
+    /// Whether what no exception names is allowed.
+    pub fn default_allow(&self) -> bool {
+        self.default_allow
+    }
+
+    /// The patterns that get the other verdict, with the accesses they get it for.
+    pub fn exceptions(&self) -> impl Iterator<Item = (&Pattern, &Access)> {
+        self.exceptions.iter()
     }
 
     /// The eBPF program that enforces the policy.

@@ -4,11 +4,11 @@
 //! Every write names the config field and the file, so that a value the kernel refuses reads
 //! `linux.resources.memory.limit: write 123 to .../memory.limit_in_bytes: ...`.
 
-mod convert;
-mod devices;
+pub(super) mod convert;
+pub(super) mod devices;
 mod v1;
 mod v2;
-mod validate;
+pub(super) mod validate;
 
 pub use validate::validate;
 
@@ -32,8 +32,12 @@ impl Cgroup {
 
     /// Apply changed `resources` to the cgroup of a live container: everything [`Cgroup::apply`]
     /// writes except the device rules, which stay as create set them (runc's `update` cannot
-    /// change them either, and rewriting them would deny every device for a moment).
+    /// change them either, and rewriting them would deny every device for a moment). A systemd
+    /// unit gets the properties first, so that systemd does not write old values back later.
     pub fn update(&self, resources: &LinuxResources) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            super::systemd::update(unit, resources)?;
+        }
         match self.hierarchies()? {
             Hierarchies::V2(dir) => v2::limits(dir, resources),
             Hierarchies::V1(dirs, unified) => v1::limits(dirs, unified, resources),

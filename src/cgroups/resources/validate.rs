@@ -113,7 +113,9 @@ pub fn validate(r: &LinuxResources) -> Result<()> {
 }
 
 /// The four throttle lists with their config names.
-pub(super) fn throttles(b: &LinuxBlockIo) -> [(&'static str, &[LinuxThrottleDevice]); 4] {
+pub(in crate::cgroups) fn throttles(
+    b: &LinuxBlockIo,
+) -> [(&'static str, &[LinuxThrottleDevice]); 4] {
     fn list(l: &Option<Vec<LinuxThrottleDevice>>) -> &[LinuxThrottleDevice] {
         l.as_deref().unwrap_or_default()
     }
