@@ -83,7 +83,7 @@ pub fn bind_console(slave: &str) -> Result<()> {
     .ctx(|| format!("bind {slave} on /dev/console"))
 }
 
-fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> Result<()> {
+pub(crate) fn send_fd(socket: BorrowedFd, fd: BorrowedFd, payload: &[u8]) -> Result<()> {
     let fds = [fd.as_raw_fd()];
     let cmsg = [ControlMessage::ScmRights(&fds)];
     sendmsg::<()>(

@@ -34,6 +34,9 @@ pub enum Error {
     /// The container init reported a failure over the sync channel (text carries its context).
     #[error("{0}")]
     Init(String),
+    /// CRIU is missing or a checkpoint/restore through it failed (with its last error).
+    #[error("{0}")]
+    Criu(String),
     /// A command-line argument that cannot be honoured.
     #[error("{0}")]
     Usage(String),

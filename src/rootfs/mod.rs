@@ -7,7 +7,7 @@ mod copyup;
 mod dev;
 mod masked;
 pub(crate) mod mount;
-mod paths;
+pub(crate) mod paths;
 mod pivot;
 
 pub(crate) use dev::DEFAULT_DEVICES;
