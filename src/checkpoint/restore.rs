@@ -58,6 +58,18 @@ pub fn restore(store: &Store, o: RestoreOptions) -> Result<i32> {
     let bundle = &checked.bundle;
     let sp = &bundle.spec;
     let linux = sp.linux().as_ref().expect("validated");
+    // The rootfs and its bind mounts, for CRIU only: in a mount namespace of our own. First,
+    // so the dirs CRIU gets as fds are mounts of that namespace (else it cannot mount there).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .ctx(|| "unshare the mount namespace for criu")?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make / private for criu")?;
     // Before anything is made: a missing image is the caller's mistake, not a half-restore.
     let (mut opts, dirs) = o.common.opts("restore.log", false)?;
     let descriptors = load_descriptors(&o.common.image_path)?;
@@ -84,17 +96,6 @@ pub fn restore(store: &Store, o: RestoreOptions) -> Result<i32> {
         crate::process::become_subreaper()?;
     }
 
-    // The rootfs and its bind mounts, for CRIU only: in our own mount namespace.
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .ctx(|| "unshare the mount namespace for criu")?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .ctx(|| "make / private for criu")?;
     std::fs::create_dir(&criu_root).ctx(|| format!("create {}", criu_root.display()))?;
     mount(
         Some(&bundle.rootfs),

@@ -67,20 +67,23 @@ impl Request<'_> {
             SockFlag::SOCK_CLOEXEC,
         )
         .ctx(|| "create criu socketpair")?;
-        let mut child = spawn(self.criu, &theirs, &self.pass_fds)?;
+        let child = spawn(self.criu, &theirs, &self.pass_fds)?;
         drop(theirs);
-        let _reap = Reap(&mut child);
-        spawned(Pid::from_raw(_reap.0.id() as i32), &mut self.opts)?;
+        let swrk = Swrk {
+            sock: Some(ours),
+            child,
+        };
+        let ours = swrk.sock.as_ref().expect("set above");
+        spawned(Pid::from_raw(swrk.child.id() as i32), &mut self.opts)?;
 
         self.opts.set_notify_scripts(true);
         let mut req = rpc::Criu_req::new();
         req.set_type(self.kind);
         req.opts = protobuf::MessageField::some(self.opts);
-        send_msg(&ours, &req)?;
+        send_msg(ours, &req)?;
         let mut failed_callback = None;
         loop {
-            let (resp, fd) =
-                recv_msg(&ours).map_err(|e| failure(&self.log, what, e.to_string()))?;
+            let (resp, fd) = recv_msg(ours).map_err(|e| failure(&self.log, what, e.to_string()))?;
             if resp.type_() != ReqType::NOTIFY {
                 if let Some(e) = failed_callback {
                     return Err(e);
@@ -106,7 +109,7 @@ impl Request<'_> {
             if let Err(e) = result {
                 failed_callback = Some(e);
             }
-            send_msg(&ours, &ack)?;
+            send_msg(ours, &ack)?;
         }
     }
 }
@@ -139,12 +142,17 @@ fn action(kind: ReqType) -> &'static str {
     }
 }
 
-/// Reaps `criu swrk` whatever happens; it exits once it has answered (or its socket closes).
-struct Reap<'a>(&'a mut Child);
+/// `criu swrk` and our end of its socket. On drop the socket is closed first: after a
+/// pre-dump CRIU waits on it for the next request; then CRIU is reaped.
+struct Swrk {
+    sock: Option<OwnedFd>,
+    child: Child,
+}
 
-impl Drop for Reap<'_> {
+impl Drop for Swrk {
     fn drop(&mut self) {
-        let _ = self.0.wait();
+        drop(self.sock.take());
+        let _ = self.child.wait();
     }
 }
 
