@@ -187,14 +187,15 @@ fn pre_dump_then_dump(ctx: &mut Ctx) -> Result<()> {
     ordinary(ctx, &b.id)
 }
 
-/// A server and a client in the container, talking over loopback; the client (retried until
-/// the server listens) sends a line every 0.1 s and the server writes what it gets to /received.
+/// A server and a client in the container, talking over loopback; the client (once the server
+/// listens on port 5555 = 0x15B3, over IPv4 or IPv6) sends a line every 0.1 s, the server writes them to /received.
 fn tcp_established(ctx: &mut Ctx) -> Result<()> {
     need_criu()?;
     let script = "exec </dev/null >/dev/null 2>/tcp.err; ip link set lo up; \
         nc -l -p 5555 > /received & \
-        until (i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done) | nc 127.0.0.1 5555; \
-        do sleep 0.2; done";
+        until cat /proc/net/tcp /proc/net/tcp6 | grep -q ':15B3 [0-9A-F]*:0000 0A'; do sleep 0.1; done; \
+        i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done | nc 127.0.0.1 5555; \
+        sleep 1000";
     let b = ctx.bundle(|v| {
         v["process"]["args"] = json!(["sh", "-c", script]);
         let caps = json!(["CAP_NET_ADMIN", "CAP_KILL"]);
