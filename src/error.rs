@@ -47,6 +47,9 @@ pub enum Error {
     /// systemd (the systemd cgroup driver's D-Bus calls) refused or failed a request.
     #[error("{0}")]
     Systemd(String),
+    /// CRIU is missing or a checkpoint/restore through it failed (with its last error).
+    #[error("{0}")]
+    Criu(String),
     /// A command-line argument that cannot be honoured.
     #[error("{0}")]
     Usage(String),

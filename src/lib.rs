@@ -2,8 +2,10 @@
 //! CLI over [`container`]; everything here is usable without it.
 
 pub mod cgroups;
+pub mod checkpoint;
 pub mod console;
 pub mod container;
+pub mod criu;
 pub mod error;
 pub mod features;
 pub mod hooks;

@@ -443,6 +443,13 @@ impl Cgroup {
         self.freezer().ok_or_else(|| self.no_freezer())?.is_frozen()
     }
 
+    /// The directory whose freezer [`Cgroup::freeze`] uses (CRIU freezes the container there).
+    pub fn freezer_dir(&self) -> Option<&Path> {
+        self.freezer().map(|f| match f {
+            Freezer::V1(d) | Freezer::V2(d) => d,
+        })
+    }
+
     /// The v1 freezer hierarchy if mounted, else cgroup.freeze of the unified hierarchy.
     fn freezer(&self) -> Option<Freezer<'_>> {
         match self.v1.iter().find(|h| h.has("freezer")) {

@@ -58,9 +58,9 @@ pub struct Global {
     /// runc (`spec --rootless` is another flag)
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_parser = values::bool_or_auto)]
     pub rootless: Option<values::BoolOrAuto>,
-    /// Accepted for runc compatibility: path to criu (checkpointing is not supported)
-    #[arg(long, global = true, hide = true)]
-    pub criu: Option<PathBuf>,
+    /// The criu binary for checkpoint and restore
+    #[arg(long, global = true, default_value = "criu")]
+    pub criu: PathBuf,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,6 +97,10 @@ pub enum Command {
     Events(EventsArgs),
     /// Change the resource limits of a running container
     Update(Box<UpdateArgs>),
+    /// Checkpoint a running container with CRIU
+    Checkpoint(Box<CheckpointArgs>),
+    /// Restore a container from a checkpoint
+    Restore(Box<RestoreArgs>),
     /// Write a default config.json
     Spec(SpecArgs),
     /// Print the features this runtime supports (runtime-spec features.md)
@@ -351,4 +355,106 @@ pub struct CompletionArgs {
 #[derive(Args, Debug)]
 pub struct ManArgs {
     pub dir: PathBuf,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CgroupsMode {
+    Soft,
+    Full,
+    Strict,
+    Ignore,
+}
+
+/// The flags checkpoint and restore share, as runc spells them.
+#[derive(Args, Debug)]
+pub struct CriuArgs {
+    /// Directory of the checkpoint's images
+    #[arg(long, default_value = "checkpoint")]
+    pub image_path: PathBuf,
+    /// Directory for CRIU's log and work files (default: the image path)
+    #[arg(long)]
+    pub work_path: Option<PathBuf>,
+    /// Checkpoint/restore established TCP connections
+    #[arg(long)]
+    pub tcp_established: bool,
+    /// Allow external unix sockets
+    #[arg(long)]
+    pub ext_unix_sk: bool,
+    /// Allow shell jobs (a session or terminal shared with the caller)
+    #[arg(long)]
+    pub shell_job: bool,
+    /// Handle file locks
+    #[arg(long)]
+    pub file_locks: bool,
+    /// Lazy migration: memory pages are fetched on demand
+    #[arg(long)]
+    pub lazy_pages: bool,
+    /// What CRIU does with cgroup properties
+    #[arg(long, value_enum)]
+    pub manage_cgroups_mode: Option<CgroupsMode>,
+    /// Make this namespace empty instead of restoring it (network, ...), repeatable
+    #[arg(long)]
+    pub empty_ns: Vec<String>,
+    /// Deduplicate memory pages of the parent image
+    #[arg(long)]
+    pub auto_dedup: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckpointArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The parent (pre-)dump's image path, relative to --image-path
+    #[arg(long)]
+    pub parent_path: Option<PathBuf>,
+    /// Leave the container running after the checkpoint
+    #[arg(long)]
+    pub leave_running: bool,
+    /// Skip in-flight TCP connections
+    #[arg(long)]
+    pub tcp_skip_in_flight: bool,
+    /// Allow link-remap files (open but unlinked)
+    #[arg(long)]
+    pub link_remap: bool,
+    /// With --lazy-pages: an fd that gets a 0 byte once the pages can be served
+    #[arg(long, allow_negative_numbers = true, default_value_t = -1)]
+    pub status_fd: i32,
+    /// ADDRESS:PORT of a page server to send the memory to
+    #[arg(long)]
+    pub page_server: Option<String>,
+    /// Dump the memory only (tracking changes), for a later dump with --parent-path
+    #[arg(long)]
+    pub pre_dump: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    pub id: String,
+    #[command(flatten)]
+    pub criu: CriuArgs,
+    /// The bundle directory (holding config.json)
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Return once restored instead of waiting for the container
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Unix socket that receives the pty master of a container with a terminal
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Write the restored init's pid to this file
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Do not become a subreaper of the restored processes
+    #[arg(long)]
+    pub no_subreaper: bool,
+    /// Accepted for runc compatibility: CRIU sets up the restored root itself
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// LSM profile for the restored processes (apparmor:NAME or selinux:LABEL)
+    #[arg(long)]
+    pub lsm_profile: Option<String>,
+    /// SELinux context of the restored mounts
+    #[arg(long)]
+    pub lsm_mount_context: Option<String>,
 }

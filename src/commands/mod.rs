@@ -1,5 +1,6 @@
 //! One thin file per command: turn flags into a library call, print the result.
 
+mod checkpoint;
 mod create;
 mod delete;
 mod docs;
@@ -54,6 +55,8 @@ pub fn dispatch(cli: &Cli) -> Result<i32> {
         Command::Ps(a) => ps::ps(&store, a),
         Command::Events(a) => events::events(&store, a),
         Command::Update(a) => update::update(&store, a),
+        Command::Checkpoint(a) => checkpoint::checkpoint(&store, &cli.global.criu, a),
+        Command::Restore(a) => checkpoint::restore(&store, &cli.global.criu, a),
         Command::Spec(a) => spec::spec(a),
         Command::Completion(a) => docs::completion(a),
         Command::Man(a) => docs::man(a),

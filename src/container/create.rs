@@ -42,13 +42,14 @@ pub struct CreateOptions<'a> {
     pub cgroup_driver: Driver,
 }
 
-/// Everything create made so far, undone on drop unless the create succeeded.
-struct Undo {
-    dir: Option<state::Dir>,
+/// Everything create made so far, undone on drop unless the create succeeded (`restore` uses
+/// it too).
+pub(crate) struct Undo {
+    pub(crate) dir: Option<state::Dir>,
     /// The container's cgroup and the directories of it that create made: the cgroup was
     /// empty and thawed when create began, so every process in it is the container's.
-    cgroup: Option<(Cgroup, Made)>,
-    pids: Vec<Pid>,
+    pub(crate) cgroup: Option<(Cgroup, Made)>,
+    pub(crate) pids: Vec<Pid>,
 }
 
 impl Drop for Undo {
@@ -85,14 +86,14 @@ pub fn create(store: &Store, opts: CreateOptions) -> Result<Pid> {
 }
 
 /// A bundle loaded and checked by [`check`]; nothing exists yet.
-pub(super) struct Checked {
-    bundle: spec::Bundle,
+pub(crate) struct Checked {
+    pub(crate) bundle: spec::Bundle,
     ns: Plan,
-    cgroup: Cgroup,
+    pub(crate) cgroup: Cgroup,
 }
 
 /// Load the bundle and check everything that can be checked without touching the system.
-pub(super) fn check(opts: &CreateOptions) -> Result<Checked> {
+pub(crate) fn check(opts: &CreateOptions) -> Result<Checked> {
     spec::validate_id(opts.id)?;
     let mut bundle = spec::load(opts.bundle)?;
     if opts.listen_fds > 0 {
@@ -350,7 +351,7 @@ fn validate_attrs(
     netdev::validate(linux)
 }
 
-fn owner() -> String {
+pub(crate) fn owner() -> String {
     let uid = nix::unistd::geteuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(u)) => u.name,

@@ -1,11 +1,11 @@
 //! The lifecycle verbs on a container: create, start, kill, delete, state, pause, resume, ps,
 //! `run` in the foreground, and `update` and `events` for its resources.
 
-mod create;
+pub(crate) mod create;
 mod events;
 mod exec;
 mod pause;
-mod run;
+pub(crate) mod run;
 mod update;
 
 pub use create::{create, CreateOptions};

@@ -8,7 +8,7 @@ mod dev;
 mod idmap;
 mod masked;
 pub(crate) mod mount;
-mod paths;
+pub(crate) mod paths;
 mod pivot;
 
 pub(crate) use dev::DEFAULT_DEVICES;

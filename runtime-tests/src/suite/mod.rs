@@ -12,6 +12,7 @@ mod apparmor;
 mod attacks;
 mod attrs;
 mod cgroups;
+mod checkpoint;
 pub mod console;
 mod errors;
 pub mod exec;
@@ -41,6 +42,7 @@ pub fn all() -> Vec<Test> {
         attrs::TESTS,
         apparmor::TESTS,
         selinux::TESTS,
+        checkpoint::TESTS,
     ]
     .concat()
 }
