@@ -113,6 +113,7 @@ pub const TESTS: &[Test] = &[
 fn hanging_hook(ctx: &mut Ctx, kind: &str) -> Result<()> {
     let dir = ctx.dir.join("hang");
     fs::create_dir_all(&dir)?;
+    ctx.hand_over(&dir)?;
     let d = dir.display().to_string();
     let hook = sh(&format!(
         "touch {d}/started; while [ ! -e {d}/go ]; do sleep 0.1; done"
