@@ -9,7 +9,7 @@ CHECKER := target/x86_64-unknown-linux-gnu/release/checker
 RUNTIME ?= $(abspath $(BERTH))
 DEB_PACKAGES := busybox-static jq hyperfine runc crun pkg-config libseccomp-dev
 
-.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-test-systemd vm-rootless vm-conformance e2e bench install clean
+.PHONY: all deps vm-deps build demo test unit conformance conformance-rootless vm-test vm-test-systemd vm-rootless vm-conformance e2e bench vm-bench install clean
 
 all: build
 
@@ -109,8 +109,14 @@ e2e: build
 
 test: build unit conformance conformance-rootless vm-test vm-test-systemd e2e
 
+# BENCH_QUICK=1 for a smoke run; hack/bench lists its knobs.
 bench: build
 	hack/bench
+
+# The same table in one boot of the pure cgroup v2 VM (build/runc/runc is on the shared repository).
+vm-bench: build vm-deps
+	VM_BINS="$$(command -v bash jq hyperfine crun runc) /usr/bin/time /bin/busybox $(abspath $(BERTH))" \
+		hack/vm-test env BENCH_QUICK=$(BENCH_QUICK) hack/bench
 
 # The binary, man pages (section 8) and shell completions, in the usual places under PREFIX.
 install: build

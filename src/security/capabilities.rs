@@ -29,9 +29,26 @@ fn caps_err(what: &str, e: caps::errors::CapsError) -> Error {
 /// Drop from the bounding set what the config leaves out; done while we still hold CAP_SETPCAP.
 pub fn drop_bounding(caps: Option<&LinuxCapabilities>) -> Result<()> {
     let keep = convert(&caps.and_then(|c| c.bounding().clone()))?;
-    for cap in caps::all() {
-        if !keep.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| caps_err("drop bounding", e))?;
+    // One PR_CAPBSET_DROP per capability, without reading it first: dropping one already
+    // absent succeeds, and EINVAL means this kernel predates it (caps::all() knows newer ones).
+    for cap in caps::all().into_iter().filter(|c| !keep.contains(c)) {
+        // SAFETY: prctl with integer arguments only; no memory is passed.
+        let ret = unsafe {
+            libc::prctl(
+                libc::PR_CAPBSET_DROP,
+                libc::c_ulong::from(cap.index()),
+                0,
+                0,
+                0,
+            )
+        };
+        match nix::errno::Errno::result(ret) {
+            Ok(_) | Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => {
+                return Err(Error::Init(format!(
+                    "process.capabilities: drop {cap} from the bounding set: {e}"
+                )))
+            }
         }
     }
     Ok(())
