@@ -38,10 +38,18 @@ impl Ctr {
 
     /// The cgroupsPath's directory in every hierarchy, existing or not.
     fn cgroup_dirs(&self) -> Vec<std::path::PathBuf> {
-        fs::read_dir("/sys/fs/cgroup")
+        let rel = self.cgroup.trim_start_matches('/');
+        let root = std::path::Path::new("/sys/fs/cgroup");
+        // Pure v2: one hierarchy at the root (its subdirectories are cgroups). v1 and hybrid:
+        // one per directory (or symlink to one) below it.
+        if root.join("cgroup.controllers").exists() {
+            return vec![root.join(rel)];
+        }
+        fs::read_dir(root)
             .unwrap()
             .flatten()
-            .map(|h| h.path().join(self.cgroup.trim_start_matches('/')))
+            .filter(|h| h.path().is_dir())
+            .map(|h| h.path().join(rel))
             .collect()
     }
 
