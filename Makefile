@@ -107,7 +107,7 @@ E2E_CLIENTS ?= podman podman-rootless containerd docker cri
 e2e: build
 	status=0; for c in $(E2E_CLIENTS); do hack/e2e/$$c $(abspath $(BERTH)) || status=1; done; exit $$status
 
-test: build unit conformance conformance-rootless vm-test vm-test-systemd e2e
+test: build unit conformance conformance-rootless vm-test e2e
 
 # BENCH_QUICK=1 for a smoke run; hack/bench lists its knobs.
 bench: build
